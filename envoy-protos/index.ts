@@ -1,0 +1,184 @@
+// Loads Envoy's data-plane-api protos from the @grpc/grpc-js-xds package's deps/
+// (never copied into this repository) and encodes resources into Any payloads,
+// once, so that the bytes can be shared by every stream that sends them.
+// Depends on nothing of meshplane's.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import * as protoLoader from '@grpc/proto-loader';
+import * as protobuf from 'protobufjs';
+import protos from './protos.json';
+
+const xdsPackageDir = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+
+/** Include dirs, in lookup order. protobufjs' own folder provides google/protobuf/descriptor.proto. */
+export const includeDirs: readonly string[] = ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate']
+  .map((d) => path.join(xdsPackageDir, 'deps', d))
+  .concat(path.dirname(require.resolve('protobufjs/package.json')));
+
+/** The options used both here and by the type generator (envoy-protos/generate-types.js). */
+export const loaderOptions: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [...includeDirs],
+};
+
+let adsDefinition: protoLoader.PackageDefinition | undefined;
+
+/** The package definition holding envoy.service.discovery.v3.AggregatedDiscoveryService. */
+export function loadAdsPackageDefinition(): protoLoader.PackageDefinition {
+  adsDefinition ??= protoLoader.loadSync(protos.ads, loaderOptions);
+  return adsDefinition;
+}
+
+let root: protobuf.Root | undefined;
+
+/** A protobufjs Root with every resource and extension message meshplane encodes. */
+export function envoyRoot(): protobuf.Root {
+  if (root) return root;
+  const r = new protobuf.Root();
+  r.resolvePath = (origin, target) => {
+    for (const dir of includeDirs) {
+      const candidate = path.join(dir, target);
+      if (existsSync(candidate)) return candidate;
+    }
+    return protobuf.util.path.resolve(origin, target);
+  };
+  r.loadSync([protos.ads, ...protos.resources], { keepCase: true });
+  r.resolveAll();
+  root = r;
+  return r;
+}
+
+const TYPE_PREFIX = 'type.googleapis.com/';
+
+/** Looks up the message type behind a type URL; throws for an unknown one. */
+export function messageType(typeUrl: string): protobuf.Type {
+  if (!typeUrl.startsWith(TYPE_PREFIX)) throw new Error(`not a type URL: ${typeUrl}`);
+  return envoyRoot().lookupType(typeUrl.slice(TYPE_PREFIX.length));
+}
+
+/** One resource, encoded once: what the xDS cache stores and every stream shares. */
+export interface EncodedResource {
+  readonly typeUrl: string;
+  readonly name: string;
+  /** Content-derived: equal bytes give equal versions, in any process. */
+  readonly version: string;
+  /** The serialized message: the `value` of its Any. */
+  readonly value: Buffer;
+  /**
+   * For an EDS cluster: the ClusterLoadAssignment it waits for while warming.
+   * The ADS server re-sends it after every push of the cluster (xDS "Resource warming").
+   */
+  readonly warms?: string;
+}
+
+/** A field path and what is wrong there, for resources built in code. */
+export class ResourceEncodeError extends Error {
+  constructor(
+    readonly typeUrl: string,
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${typeUrl.slice(TYPE_PREFIX.length)}: ${field ? `${field}: ` : ''}${message}`);
+    this.name = 'ResourceEncodeError';
+  }
+}
+
+// Message types whose JSON-ish object form is not a plain field map.
+const OPAQUE_TYPES = new Set(['google.protobuf.Struct', 'google.protobuf.Value', 'google.protobuf.ListValue']);
+
+/**
+ * protobufjs' fromObject drops unknown fields silently; a misspelt field in a
+ * resource would then vanish from the config. Walk the object and reject them.
+ */
+function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: string): void {
+  if (obj === null || obj === undefined) return;
+  if (typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new ResourceEncodeError(typeUrl, at, `expected an object for ${type.fullName.slice(1)}`);
+  }
+  if (OPAQUE_TYPES.has(type.fullName.slice(1))) return;
+  const record = obj as Record<string, unknown>;
+  if (type.fullName === '.google.protobuf.Any') {
+    const inner = record['@type'];
+    if (typeof inner !== 'string') return; // {type_url, value} form
+    const { '@type': _, ...rest } = record;
+    let innerType: protobuf.Type;
+    try {
+      innerType = messageType(inner);
+    } catch {
+      throw new ResourceEncodeError(typeUrl, `${at}.@type`, `unknown type ${inner}`);
+    }
+    checkFields(innerType, rest, at, typeUrl);
+    return;
+  }
+  for (const [key, value] of Object.entries(record)) {
+    const field = type.fields[key];
+    const here = at ? `${at}.${key}` : key;
+    if (!field) throw new ResourceEncodeError(typeUrl, here, `unknown field of ${type.fullName.slice(1)}`);
+    const fieldType = field.resolve().resolvedType;
+    if (!(fieldType instanceof protobuf.Type) || value === null || value === undefined) continue;
+    if (field.repeated) {
+      if (!Array.isArray(value)) throw new ResourceEncodeError(typeUrl, here, 'expected a list');
+      value.forEach((v, i) => checkFields(fieldType, v, `${here}[${i}]`, typeUrl));
+    } else if (field.map) {
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        checkFields(fieldType, v, `${here}.${k}`, typeUrl);
+      }
+    } else {
+      checkFields(fieldType, value, here, typeUrl);
+    }
+  }
+}
+
+/** The name by which xDS addresses a resource of this type. */
+export function resourceName(typeUrl: string, obj: Record<string, unknown>): string {
+  const key = typeUrl.endsWith('.ClusterLoadAssignment') ? 'cluster_name' : 'name';
+  const name = obj[key];
+  if (typeof name !== 'string' || name === '') {
+    throw new ResourceEncodeError(typeUrl, key, 'a resource needs a non-empty name');
+  }
+  return name;
+}
+
+function edsServiceName(typeUrl: string, name: string, obj: Record<string, unknown>): string | undefined {
+  if (!typeUrl.endsWith('.Cluster') || obj.type !== 'EDS') return undefined;
+  const eds = obj.eds_cluster_config as { service_name?: string } | undefined;
+  return eds?.service_name || name;
+}
+
+/** A short content hash: the resource's version. */
+export function contentVersion(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+}
+
+/**
+ * Encodes one resource (an object with proto field names, nested Anys written as
+ * `{'@type': 'type.googleapis.com/...', ...fields}`) into its Any payload.
+ */
+export function encodeResource(typeUrl: string, obj: Record<string, unknown>): EncodedResource {
+  const type = messageType(typeUrl);
+  checkFields(type, obj, '', typeUrl);
+  let message: protobuf.Message;
+  try {
+    message = type.fromObject(obj);
+  } catch (err) {
+    throw new ResourceEncodeError(typeUrl, '', (err as Error).message);
+  }
+  const value = Buffer.from(type.encode(message).finish());
+  const name = resourceName(typeUrl, obj);
+  return { typeUrl, name, version: contentVersion(value), value, warms: edsServiceName(typeUrl, name, obj) };
+}
+
+/** Decodes an Any payload to an object with proto field names; nested Anys get an '@type'. */
+export function decodeResource(typeUrl: string, value: Uint8Array): Record<string, unknown> {
+  const type = messageType(typeUrl);
+  return type.toObject(type.decode(value), {
+    longs: String,
+    enums: String,
+    json: true,
+  }) as Record<string, unknown>;
+}

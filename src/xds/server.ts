@@ -1,0 +1,226 @@
+// The Aggregated Discovery Service: State-of-the-World and Delta (incremental)
+// xDS over one gRPC server, serving what the XdsCache holds for each proxy.
+// Protocol only: it must not import the mesh model, the store or the translator.
+// Rules followed here are numbered as in shared/design/XDS-PROTOCOL.md and come
+// from https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { loadAdsPackageDefinition } from '../../envoy-protos';
+import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
+import type { DeltaDiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryResponse';
+import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
+import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
+import { type Logger, silentLogger } from '../log';
+import type { XdsCache } from './cache';
+import { AdsStream, DeltaStream, type StreamContext, SotwStream } from './stream';
+import { type ProxyStatus, proxyStatusJson } from './status';
+import type { TypeUrl } from './type-urls';
+
+/** What a proxy presents on its first request, for the authenticator to judge. */
+export interface ProxyIdentity {
+  readonly nodeId: string;
+  readonly cluster: string;
+  readonly metadata: Record<string, unknown>;
+  /** The gRPC initial metadata of the stream (where a bootstrap token travels). */
+  readonly callMetadata: grpc.Metadata;
+  readonly peer: string;
+}
+
+export type AuthResult = { ok: true } | { ok: false; code: grpc.status; message: string };
+
+export type Authenticator = (identity: ProxyIdentity) => AuthResult;
+
+export interface AdsServerOptions {
+  readonly cache: XdsCache;
+  /** Judges each stream's first request; streams are refused when it says no. Default: accept all. */
+  readonly authenticate?: Authenticator;
+  readonly log?: Logger;
+  /**
+   * How long a push of a later type waits for the ACK of an earlier one
+   * (make-before-break, rule 5.2) before going ahead anyway.
+   */
+  readonly gateTimeoutMs?: number;
+  /** First and largest wait before re-sending a type after a NACK (a guard beside parking, rule 2.6). */
+  readonly nackBackoffMs?: { readonly initial: number; readonly max: number };
+  /** How long the status of a disconnected proxy stays listed. */
+  readonly retainDisconnectedMs?: number;
+  /** Server-side HTTP/2 keepalive ping interval (rule 6.3). */
+  readonly keepaliveTimeMs?: number;
+  readonly keepaliveTimeoutMs?: number;
+  /** Largest request accepted (rule 6.4: Delta initial_resource_versions can be large). */
+  readonly maxReceiveMessageBytes?: number;
+}
+
+/**
+ * Events: 'connect' (status: ProxyStatus), 'disconnect' (status), 'ack'
+ * (status, typeUrl, version), 'nack' (status, typeUrl, NackRecord), 'push'
+ * (status, typeUrl, SentRecord).
+ */
+export class AdsServer extends EventEmitter {
+  private readonly grpcServer: grpc.Server;
+  private readonly streams = new Set<AdsStream>();
+  private readonly current = new Map<string, AdsStream>();
+  private readonly statuses = new Map<string, ProxyStatus>();
+  private readonly log: Logger;
+  private readonly ctx: StreamContext;
+  private readonly retainDisconnectedMs: number;
+  private boundPort: number | undefined;
+  /** Requests whose type_url meshplane does not serve (rule 1.3). */
+  unknownTypeRequests = 0;
+
+  constructor(private readonly options: AdsServerOptions) {
+    super();
+    this.log = options.log ?? silentLogger;
+    this.retainDisconnectedMs = options.retainDisconnectedMs ?? 10 * 60_000;
+    this.ctx = {
+      cache: options.cache,
+      log: this.log,
+      gateTimeoutMs: options.gateTimeoutMs ?? 5_000,
+      nackBackoff: options.nackBackoffMs ?? { initial: 100, max: 30_000 },
+      emit: (event, ...args) => this.emit(event, ...args),
+      onUnknownType: () => {
+        this.unknownTypeRequests++;
+      },
+    };
+    this.grpcServer = new grpc.Server({
+      'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 30_000,
+      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 10_000,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
+      'grpc.max_send_message_length': -1,
+    });
+    const pkg = grpc.loadPackageDefinition(loadAdsPackageDefinition()) as unknown as {
+      envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } } };
+    };
+    this.grpcServer.addService(pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service, {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest__Output, DiscoveryResponse>) =>
+        this.accept(call, 'sotw'),
+      DeltaAggregatedResources: (
+        call: grpc.ServerDuplexStream<DeltaDiscoveryRequest__Output, DeltaDiscoveryResponse>,
+      ) => this.accept(call, 'delta'),
+    });
+  }
+
+  /** Binds `host:port` (port 0 picks one) and returns the port. */
+  listen(address: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(err);
+        this.boundPort = port;
+        this.log.info({ address, port }, 'xDS server listening');
+        resolve(port);
+      });
+    });
+  }
+
+  get port(): number | undefined {
+    return this.boundPort;
+  }
+
+  /** Every connected, and recently disconnected, proxy. */
+  proxies(): ProxyStatus[] {
+    this.prune();
+    return [...this.statuses.values()];
+  }
+
+  proxy(nodeId: string): ProxyStatus | undefined {
+    return this.statuses.get(nodeId);
+  }
+
+  proxiesJson(): Record<string, unknown>[] {
+    return this.proxies().map(proxyStatusJson);
+  }
+
+  /** Number of open streams. */
+  get connectedCount(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Ends every stream (Envoy keeps its config and reconnects, to us or a peer),
+   * then stops the server; calls left after `graceMs` are cut.
+   */
+  async shutdown(graceMs = 5_000): Promise<void> {
+    for (const s of this.streams) s.end();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpcServer.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.grpcServer.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private accept(call: grpc.ServerDuplexStream<any, any>, protocol: 'sotw' | 'delta'): void {
+    const stream: AdsStream =
+      protocol === 'sotw'
+        ? new SotwStream(call, this.ctx, (s) => this.identify(s, call))
+        : new DeltaStream(call, this.ctx, (s) => this.identify(s, call));
+    this.streams.add(stream);
+    stream.onClose(() => this.closed(stream));
+  }
+
+  /** Called by a stream on its first request; returns the status record, or refuses. */
+  private identify(stream: AdsStream, call: grpc.ServerDuplexStream<any, any>): AuthResult & { status?: ProxyStatus } {
+    const identity: ProxyIdentity = {
+      nodeId: stream.nodeId,
+      cluster: stream.cluster,
+      metadata: stream.metadata,
+      callMetadata: call.metadata,
+      peer: call.getPeer(),
+    };
+    const verdict = this.options.authenticate?.(identity) ?? { ok: true };
+    if (!verdict.ok) {
+      this.log.warn({ nodeId: identity.nodeId, peer: identity.peer, reason: verdict.message }, 'xDS stream refused');
+      return verdict;
+    }
+    const previous = this.current.get(identity.nodeId);
+    if (previous && previous !== stream) {
+      this.log.info({ nodeId: identity.nodeId }, 'proxy reconnected; its older stream is ended');
+      previous.end();
+    }
+    const status: ProxyStatus = {
+      nodeId: identity.nodeId,
+      cluster: identity.cluster,
+      metadata: identity.metadata,
+      protocol: stream.protocol,
+      peer: identity.peer,
+      connectedSince: new Date(),
+      types: new Map(),
+    };
+    this.current.set(identity.nodeId, stream);
+    this.statuses.set(identity.nodeId, status);
+    this.log.info({ nodeId: identity.nodeId, protocol: stream.protocol, peer: identity.peer }, 'proxy connected');
+    this.emit('connect', status);
+    return { ok: true, status };
+  }
+
+  private closed(stream: AdsStream): void {
+    this.streams.delete(stream);
+    const nodeId = stream.nodeIdIfKnown;
+    if (nodeId === undefined || this.current.get(nodeId) !== stream) return;
+    this.current.delete(nodeId);
+    const status = this.statuses.get(nodeId);
+    if (status) {
+      status.disconnectedAt = new Date();
+      this.log.info({ nodeId }, 'proxy disconnected');
+      this.emit('disconnect', status);
+    }
+  }
+
+  private prune(): void {
+    const cutoff = Date.now() - this.retainDisconnectedMs;
+    for (const [id, s] of this.statuses) {
+      if (s.disconnectedAt && s.disconnectedAt.getTime() < cutoff) this.statuses.delete(id);
+    }
+  }
+
+  /** For tests and the proxy-config view: which types a connected proxy has subscribed. */
+  subscribedTypes(nodeId: string): TypeUrl[] {
+    return this.current.get(nodeId)?.subscribedTypes() ?? [];
+  }
+}

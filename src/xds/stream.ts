@@ -1,0 +1,662 @@
+// One ADS stream: subscriptions, nonces, ACK/NACK and pushes for each type URL,
+// in State-of-the-World or Delta form. Rules are numbered as in
+// shared/design/XDS-PROTOCOL.md; the spec is
+// https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol
+import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { EncodedResource } from '../../envoy-protos';
+import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
+import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
+import type { Node__Output } from '../../envoy-protos/generated/envoy/config/core/v3/Node';
+import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
+import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
+import type { Logger } from '../log';
+import type { ResourceSet, XdsCache } from './cache';
+import type { AuthResult } from './server';
+import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
+import {
+  CLUSTER_TYPE,
+  ENDPOINT_TYPE,
+  isFullStateInSotw,
+  isTypeUrl,
+  LISTENER_TYPE,
+  PUSH_ORDER,
+  ROUTE_TYPE,
+  SECRET_TYPE,
+  type TypeUrl,
+} from './type-urls';
+
+export interface StreamContext {
+  readonly cache: XdsCache;
+  readonly log: Logger;
+  readonly gateTimeoutMs: number;
+  readonly nackBackoff: { readonly initial: number; readonly max: number };
+  emit(event: string, ...args: unknown[]): void;
+  onUnknownType(): void;
+}
+
+type Identify = (stream: AdsStream) => AuthResult & { status?: ProxyStatus };
+
+/** Per (stream, type URL) state; the fields below the line are used by one protocol only. */
+interface TypeState {
+  readonly typeUrl: TypeUrl;
+  /** A request of this type arrived on this stream. */
+  subscribed: boolean;
+  wildcard: boolean;
+  names: Set<string>;
+  /** The cache changed since the last response was computed. */
+  dirty: boolean;
+  /** The client waits for an answer (first request, newly subscribed names). */
+  mustRespond: boolean;
+  /** The latest response not yet ACKed or NACKed. */
+  outstanding?: { nonce: string; sentAt: number };
+  gateTimedOut: boolean;
+  consecutiveNacks: number;
+  nackBackoffUntil: number;
+  status: TypeStatus;
+  // --- SotW
+  /** Every request so far had empty resource_names (legacy wildcard for LDS/CDS, rule 3.3). */
+  legacyWildcard: boolean;
+  latestNonce?: string;
+  sentVersion?: string;
+  /** What the last response held (SotW keeps it to retain clusters during make-before-break). */
+  sent: Map<string, EncodedResource>;
+  parkedVersion?: string;
+  /** Re-send even when unchanged (a cluster that warms needs its CLA, rule 5.3). */
+  forceResend: boolean;
+  // --- Delta
+  /** name -> version the client holds. */
+  known: Map<string, string>;
+  inflight: Map<string, DeltaInflight>;
+  /** name -> version the client rejected: not re-sent until it changes (rule 2.6). */
+  parked: Map<string, string>;
+  /** Names to send even when the client is thought to hold them (rule 4.2). */
+  force: Set<string>;
+}
+
+interface DeltaInflight {
+  readonly version: string;
+  readonly sentAt: number;
+  readonly sent: ReadonlyMap<string, string>;
+  /** name -> what the client held before (undefined: nothing). */
+  readonly prev: ReadonlyMap<string, string | undefined>;
+}
+
+/** Marks a resource whose state on the client is unknown after a NACK: any version differs. */
+const UNKNOWN = '';
+
+/** A version for a set of resources, derived from names and content only (rule 1.7). */
+export function setVersion(entries: Iterable<[string, string]>): string {
+  const parts = [...entries].map(([n, v]) => `${n}\u0000${v}`).sort();
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\n');
+  return h.digest('base64url').slice(0, 16);
+}
+
+function structToJson(s: Struct__Output | null | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJson(v);
+  return out;
+}
+
+function valueToJson(v: Value__Output): unknown {
+  switch (v.kind) {
+    case 'nullValue':
+      return null;
+    case 'numberValue':
+      return v.numberValue;
+    case 'stringValue':
+      return v.stringValue;
+    case 'boolValue':
+      return v.boolValue;
+    case 'structValue':
+      return structToJson(v.structValue);
+    case 'listValue':
+      return (v.listValue?.values ?? []).map(valueToJson);
+    default:
+      return null;
+  }
+}
+
+class StreamClosed extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export abstract class AdsStream {
+  abstract readonly protocol: XdsProtocol;
+  protected readonly types = new Map<TypeUrl, TypeState>();
+  protected node: Node__Output | undefined;
+  protected proxyStatus: ProxyStatus | undefined;
+  protected readonly log: Logger;
+  private nonceCounter = 0;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private readonly closeHandlers: (() => void)[] = [];
+
+  constructor(
+    protected readonly call: grpc.ServerDuplexStream<any, any>,
+    protected readonly ctx: StreamContext,
+    private readonly identify: Identify,
+  ) {
+    this.log = ctx.log.child({ peer: call.getPeer() });
+    call.on('data', (req) => this.receive(req));
+    call.on('end', () => this.close());
+    call.on('error', () => this.close());
+    call.on('cancelled', () => this.close());
+    call.on('close', () => this.close());
+  }
+
+  get nodeId(): string {
+    return this.node?.id ?? '';
+  }
+
+  get nodeIdIfKnown(): string | undefined {
+    return this.proxyStatus ? this.node?.id : undefined;
+  }
+
+  get cluster(): string {
+    return this.node?.cluster ?? '';
+  }
+
+  get metadata(): Record<string, unknown> {
+    return structToJson(this.node?.metadata);
+  }
+
+  subscribedTypes(): TypeUrl[] {
+    return [...this.types.values()].filter((t) => t.subscribed).map((t) => t.typeUrl);
+  }
+
+  onClose(fn: () => void): void {
+    this.closeHandlers.push(fn);
+  }
+
+  /** Ends the stream with OK (graceful shutdown, or a newer stream of the same proxy). */
+  end(): void {
+    if (this.closed) return;
+    try {
+      this.call.end();
+    } catch {
+      // already gone
+    }
+    this.close();
+  }
+
+  private fail(code: grpc.status, message: string): void {
+    if (this.closed) return;
+    this.log.warn({ nodeId: this.node?.id, code, message }, 'xDS stream closed with an error');
+    this.call.emit('error', { code, details: message });
+    this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.unwatch?.();
+    for (const h of this.closeHandlers) h();
+  }
+
+  private receive(req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void {
+    if (this.closed) return;
+    try {
+      // Rule 1.3: type_url is mandatory on every ADS request.
+      if (!req.type_url) throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'type_url is required on every ADS request');
+      if (!this.node) this.start(req.node);
+      else if (req.node?.id && req.node.id !== this.node.id) {
+        // Rule 1.2: identity is fixed by the first request.
+        this.log.warn({ nodeId: this.node.id, claimed: req.node.id }, 'node id changed on a stream; keeping the first');
+      }
+      if (!isTypeUrl(req.type_url)) {
+        this.ctx.onUnknownType();
+        this.log.warn({ nodeId: this.nodeId, typeUrl: req.type_url }, 'request for a type meshplane does not serve');
+        return;
+      }
+      this.handle(this.state(req.type_url), req);
+      this.pump();
+    } catch (err) {
+      if (err instanceof StreamClosed) this.fail(err.code, err.message);
+      else {
+        this.log.error({ nodeId: this.node?.id, err: (err as Error).stack }, 'xDS stream failed');
+        this.fail(grpc.status.INTERNAL, 'internal error');
+      }
+    }
+  }
+
+  private start(node: Node__Output | null): void {
+    if (!node?.id) throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id');
+    this.node = node;
+    const verdict = this.identify(this);
+    if (!verdict.ok) {
+      this.node = undefined;
+      throw new StreamClosed(verdict.code, verdict.message);
+    }
+    this.proxyStatus = verdict.status;
+    this.unwatch = this.ctx.cache.watch(node.id, (changed) => {
+      for (const t of changed) {
+        const st = this.types.get(t);
+        if (!st) continue;
+        st.dirty = true;
+        st.status.current = undefined;
+      }
+      this.pump();
+    });
+  }
+
+  protected state(typeUrl: TypeUrl): TypeState {
+    let st = this.types.get(typeUrl);
+    if (!st) {
+      const status: TypeStatus = { typeUrl, pushes: 0, acks: 0, nacks: 0 };
+      this.proxyStatus?.types.set(typeUrl, status);
+      st = {
+        typeUrl,
+        subscribed: false,
+        wildcard: false,
+        names: new Set(),
+        dirty: false,
+        mustRespond: false,
+        gateTimedOut: false,
+        consecutiveNacks: 0,
+        nackBackoffUntil: 0,
+        status,
+        legacyWildcard: true,
+        sent: new Map(),
+        forceResend: false,
+        known: new Map(),
+        inflight: new Map(),
+        parked: new Map(),
+        force: new Set(),
+      };
+      this.types.set(typeUrl, st);
+    }
+    return st;
+  }
+
+  protected resources(typeUrl: TypeUrl): ResourceSet {
+    return this.ctx.cache.get(this.nodeId, typeUrl);
+  }
+
+  protected nextNonce(): string {
+    this.nonceCounter++;
+    return String(this.nonceCounter);
+  }
+
+  protected recordAck(st: TypeState, version: string, nonce: string): void {
+    st.outstanding = undefined;
+    st.consecutiveNacks = 0;
+    st.nackBackoffUntil = 0;
+    st.status.lastAcked = { version, nonce, at: new Date() };
+    st.status.acks++;
+    this.ctx.emit('ack', this.proxyStatus, st.typeUrl, version);
+  }
+
+  protected recordNack(st: TypeState, version: string, nonce: string, detail: { code: number; message: string }): void {
+    st.outstanding = undefined;
+    st.consecutiveNacks++;
+    const { initial, max } = this.ctx.nackBackoff;
+    st.nackBackoffUntil = Date.now() + Math.min(max, initial * 2 ** (st.consecutiveNacks - 1));
+    const nack: NackRecord = { version, nonce, at: new Date(), message: detail.message, code: detail.code };
+    st.status.lastNack = nack;
+    st.status.nacks++;
+    this.log.warn({ nodeId: this.nodeId, typeUrl: st.typeUrl, version, message: detail.message }, 'NACK');
+    this.ctx.emit('nack', this.proxyStatus, st.typeUrl, nack);
+  }
+
+  protected recordSent(st: TypeState, version: string, nonce: string, resources: number): void {
+    st.outstanding = { nonce, sentAt: Date.now() };
+    st.gateTimedOut = false;
+    const sent: SentRecord = { version, nonce, at: new Date(), resources };
+    st.status.lastSent = sent;
+    st.status.pushes++;
+    this.ctx.emit('push', this.proxyStatus, st.typeUrl, sent);
+  }
+
+  /** True while listeners or routes still have a push to make or to see ACKed. */
+  protected routingPending(): boolean {
+    for (const t of [LISTENER_TYPE, ROUTE_TYPE] as const) {
+      const st = this.types.get(t);
+      if (st?.subscribed && (st.dirty || st.outstanding)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Sends what is due, type by type in make-before-break order (rule 5.1). A
+   * push waits while an earlier type's response is not yet ACKed (rule 5.2),
+   * for at most gateTimeoutMs; a client's own request is answered at once.
+   */
+  protected pump(): void {
+    if (this.closed || !this.node) return;
+    const now = Date.now();
+    let gated = false;
+    let wakeAt = Number.POSITIVE_INFINITY;
+    for (const t of PUSH_ORDER) {
+      const st = this.types.get(t);
+      if (!st?.subscribed) continue;
+      if (st.mustRespond || (st.dirty && !gated)) {
+        if (!st.mustRespond && now < st.nackBackoffUntil) {
+          wakeAt = Math.min(wakeAt, st.nackBackoffUntil);
+        } else {
+          const retain = t === CLUSTER_TYPE && this.routingPending();
+          const retained = this.respond(st, retain);
+          st.mustRespond = false;
+          st.dirty = retained;
+        }
+      }
+      if (st.outstanding) {
+        const until = st.outstanding.sentAt + this.ctx.gateTimeoutMs;
+        if (now < until) {
+          gated = true;
+          wakeAt = Math.min(wakeAt, until);
+        } else if (!st.gateTimedOut) {
+          st.gateTimedOut = true;
+          this.log.warn({ nodeId: this.nodeId, typeUrl: t }, 'no ACK within the gate timeout; pushing later types anyway');
+        }
+      }
+      if (st.dirty && gated) wakeAt = Math.min(wakeAt, now + this.ctx.gateTimeoutMs);
+    }
+    this.schedule(wakeAt);
+  }
+
+  private schedule(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!Number.isFinite(at) || this.closed) return;
+    const anyDirty = [...this.types.values()].some((s) => s.subscribed && s.dirty);
+    if (!anyDirty) return;
+    this.timer = setTimeout(() => this.pump(), Math.max(1, at - Date.now()));
+    this.timer.unref();
+  }
+
+  protected write(message: object): void {
+    this.call.write(message);
+  }
+
+  /** Handles one request of a served type (subscriptions, ACK/NACK). */
+  protected abstract handle(st: TypeState, req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void;
+
+  /**
+   * Sends a response for the type when one is due; returns whether removals
+   * were held back (the type stays dirty until they can go).
+   */
+  protected abstract respond(st: TypeState, retainRemovals: boolean): boolean;
+}
+
+/** State-of-the-World: every response holds the full set of a type (or of the requested names). */
+export class SotwStream extends AdsStream {
+  readonly protocol = 'sotw' as const;
+
+  protected handle(st: TypeState, raw: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void {
+    const req = raw as DiscoveryRequest__Output;
+    const typeUrl = st.typeUrl;
+    const first = !st.subscribed;
+    if (!first && st.latestNonce !== undefined) {
+      // Rule 2.5: a request that does not answer the latest response is stale; ignore it.
+      // Rule 1.8: the first request of a type is served whatever nonce it carries.
+      if (req.response_nonce !== st.latestNonce) {
+        this.log.debug({ nodeId: this.nodeId, typeUrl, nonce: req.response_nonce }, 'stale nonce ignored');
+        return;
+      }
+      if (st.outstanding?.nonce === req.response_nonce) {
+        // Rule 2.1: error_detail tells a NACK from an ACK, never the version.
+        if (req.error_detail) {
+          st.parkedVersion = st.sentVersion;
+          this.recordNack(st, st.sentVersion ?? '', req.response_nonce, {
+            code: req.error_detail.code,
+            message: req.error_detail.message,
+          });
+        } else {
+          st.parkedVersion = undefined;
+          this.recordAck(st, req.version_info, req.response_nonce);
+        }
+      }
+    }
+
+    // Rule 3.3: subscription, wildcard and the legacy empty-list wildcard.
+    const names = req.resource_names;
+    if (names.length > 0) st.legacyWildcard = false;
+    const wildcard = (isFullStateInSotw(typeUrl) && st.legacyWildcard) || names.includes('*');
+    const next = new Set(names.filter((n) => n !== '*'));
+    let added = wildcard && !st.wildcard;
+    for (const n of next) if (!st.names.has(n)) added = true;
+    for (const n of st.names) if (!next.has(n)) st.sent.delete(n); // rule 3.4: clear "sent" on unsubscribe
+    st.wildcard = wildcard;
+    st.names = next;
+
+    if (first) {
+      st.subscribed = true;
+      st.dirty = true;
+      // Rule 3.7: a reconnecting client with exactly the current content gets no push.
+      const { desired, version } = this.desired(st, false);
+      if (req.version_info && req.version_info === version) {
+        st.sent = desired;
+        st.sentVersion = version;
+        st.dirty = false;
+        st.status.current = version;
+        st.status.lastAcked = { version, nonce: '', at: new Date() };
+        this.log.debug({ nodeId: this.nodeId, typeUrl, version }, 'reconnect at the current version; nothing to send');
+        return;
+      }
+      st.mustRespond = true; // rule 3.5: answer the first request at once, even when empty
+    } else if (added) {
+      st.mustRespond = true; // rule 3.4: added names are always answered
+    }
+  }
+
+  private desired(st: TypeState, retainRemovals: boolean): { desired: Map<string, EncodedResource>; version: string; retained: boolean } {
+    const all = this.resources(st.typeUrl);
+    const desired = new Map<string, EncodedResource>();
+    if (st.wildcard) for (const [n, r] of all) desired.set(n, r);
+    for (const n of st.names) {
+      const r = all.get(n);
+      if (r) desired.set(n, r); // rule 3.6: a missing named resource is simply not sent
+    }
+    const current = setVersion([...desired.values()].map((r) => [r.name, r.version]));
+    let retained = false;
+    // Rule 5.1: with full-state CDS, clusters leave only after the routes stopped using them.
+    if (retainRemovals && isFullStateInSotw(st.typeUrl)) {
+      for (const [n, r] of st.sent) {
+        if (!desired.has(n)) {
+          desired.set(n, r);
+          retained = true;
+        }
+      }
+    }
+    st.status.current = current;
+    const version = retained ? setVersion([...desired.values()].map((r) => [r.name, r.version])) : current;
+    return { desired, version, retained };
+  }
+
+  protected respond(st: TypeState, retainRemovals: boolean): boolean {
+    const { desired, version, retained } = this.desired(st, retainRemovals);
+    if (!st.mustRespond && !st.forceResend) {
+      if (version === st.sentVersion) return retained; // rule 1.9: only news
+      if (version === st.parkedVersion) return retained; // rule 2.6: never resend rejected content
+    }
+    const nonce = this.nextNonce();
+    this.write({
+      version_info: version,
+      type_url: st.typeUrl,
+      nonce,
+      resources: [...desired.values()].map((r) => ({ type_url: st.typeUrl, value: r.value })),
+    });
+    // Rule 5.3: clusters added or changed warm until their CLA arrives, even an unchanged one.
+    if (st.typeUrl === CLUSTER_TYPE) {
+      const eds = this.types.get(ENDPOINT_TYPE);
+      if (eds) {
+        for (const [n, r] of desired) {
+          if (r.warms && st.sent.get(n)?.version !== r.version) {
+            eds.forceResend = true;
+            eds.dirty = true;
+          }
+        }
+      }
+    }
+    st.sent = desired;
+    st.sentVersion = version;
+    st.latestNonce = nonce;
+    st.forceResend = false;
+    this.recordSent(st, version, nonce, desired.size);
+    return retained;
+  }
+}
+
+/** Delta (incremental): responses carry only what changed, and what was removed. */
+export class DeltaStream extends AdsStream {
+  readonly protocol = 'delta' as const;
+
+  protected handle(st: TypeState, raw: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void {
+    const req = raw as DeltaDiscoveryRequest__Output;
+    if (!st.subscribed) {
+      st.subscribed = true;
+      st.dirty = true;
+      // Rule 4.8: seed what the client holds from initial_resource_versions.
+      const initial = Object.entries(req.initial_resource_versions ?? {});
+      for (const [n, v] of initial) st.known.set(n, v);
+      // Rule 4.1: a first request subscribing nothing is the legacy wildcard.
+      if (req.resource_names_subscribe.length === 0) st.wildcard = true;
+      // A fresh client waits for an answer even when there is nothing (rule 3.5).
+      if (initial.length === 0) st.mustRespond = true;
+      for (const n of req.resource_names_subscribe) {
+        if (n === '*') st.wildcard = true;
+        else {
+          st.names.add(n);
+          if (!st.known.has(n)) st.force.add(n);
+        }
+      }
+      if (st.force.size > 0) st.mustRespond = true;
+      return;
+    }
+
+    // Rule 4.6: a nonce ACKs (or with error_detail NACKs) that response.
+    if (req.response_nonce) {
+      const inflight = st.inflight.get(req.response_nonce);
+      if (inflight) {
+        st.inflight.delete(req.response_nonce);
+        if (req.error_detail) {
+          // Rule 4.7: nothing of that response was surely accepted.
+          for (const [n, v] of inflight.sent) {
+            if (st.known.get(n) === v) st.known.set(n, UNKNOWN);
+            st.parked.set(n, v);
+          }
+          for (const [n, prev] of inflight.prev) {
+            if (!inflight.sent.has(n) && !st.known.has(n) && prev !== undefined) st.known.set(n, prev);
+          }
+          this.recordNack(st, inflight.version, req.response_nonce, {
+            code: req.error_detail.code,
+            message: req.error_detail.message,
+          });
+        } else {
+          for (const n of inflight.sent.keys()) st.parked.delete(n);
+          this.recordAck(st, inflight.version, req.response_nonce);
+        }
+        // Responses may be pipelined: the type stays outstanding until the latest one is answered.
+        const latest = [...st.inflight].pop();
+        if (latest) st.outstanding = { nonce: latest[0], sentAt: latest[1].sentAt };
+      }
+    }
+
+    // Rule 4.1 / 4.6: subscription changes apply whatever the nonce.
+    for (const n of req.resource_names_subscribe) {
+      st.mustRespond = true;
+      if (n === '*') {
+        st.wildcard = true;
+        for (const name of this.resources(st.typeUrl).keys()) if (!st.known.has(name)) st.force.add(name);
+      } else {
+        st.names.add(n);
+        st.force.add(n); // rule 4.2: every subscribed name is answered
+      }
+    }
+    for (const n of req.resource_names_unsubscribe) {
+      if (n === '*') {
+        st.wildcard = false;
+        for (const name of [...st.known.keys()]) if (!st.names.has(name)) st.known.delete(name);
+        continue;
+      }
+      st.names.delete(n);
+      st.force.delete(n);
+      if (st.wildcard && this.resources(st.typeUrl).has(n)) {
+        // Rule 4.4: still covered by the wildcard: the client may have dropped it; send it again.
+        st.force.add(n);
+        st.mustRespond = true;
+      } else {
+        st.known.delete(n);
+      }
+    }
+  }
+
+  protected respond(st: TypeState, retainRemovals: boolean): boolean {
+    const all = this.resources(st.typeUrl);
+    const candidates = new Set(st.names);
+    if (st.wildcard) for (const n of all.keys()) candidates.add(n);
+    for (const n of st.known.keys()) candidates.add(n);
+
+    const send: EncodedResource[] = [];
+    const removed: string[] = [];
+    const currentEntries: [string, string][] = [];
+    let retained = false;
+    for (const n of candidates) {
+      const r = all.get(n);
+      const wanted = st.wildcard || st.names.has(n);
+      if (r && wanted) {
+        currentEntries.push([n, r.version]);
+        const forced = st.force.has(n);
+        if (!forced && st.known.get(n) === r.version) continue;
+        if (!forced && st.parked.get(n) === r.version) continue; // rule 2.6
+        send.push(r);
+      } else if (st.known.has(n)) {
+        // Rule 4.4: the client holds it and it is gone. Secrets are never removed (rule 4.5, E#32832).
+        if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
+        else if (retainRemovals) retained = true; // rule 5.1: clusters leave after routes moved
+        else removed.push(n);
+      } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
+        removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
+      }
+    }
+    st.status.current = setVersion(currentEntries);
+    st.force.clear();
+    if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
+
+    const prev = new Map<string, string | undefined>();
+    const sent = new Map<string, string>();
+    for (const r of send) {
+      prev.set(r.name, st.known.get(r.name));
+      sent.set(r.name, r.version);
+      st.known.set(r.name, r.version);
+      st.parked.delete(r.name);
+    }
+    for (const n of removed) {
+      prev.set(n, st.known.get(n));
+      st.known.delete(n);
+    }
+    const version = setVersion(st.known.entries());
+    const nonce = this.nextNonce();
+    this.write({
+      system_version_info: version,
+      type_url: st.typeUrl,
+      nonce,
+      resources: send.map((r) => ({ name: r.name, version: r.version, resource: { type_url: st.typeUrl, value: r.value } })),
+      removed_resources: removed,
+    });
+    // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
+    if (st.typeUrl === CLUSTER_TYPE) {
+      const eds = this.types.get(ENDPOINT_TYPE);
+      if (eds) {
+        for (const r of send) {
+          if (r.warms && (eds.names.has(r.warms) || eds.wildcard)) {
+            eds.force.add(r.warms);
+            eds.dirty = true;
+          }
+        }
+      }
+    }
+    st.inflight.set(nonce, { version, sent, prev, sentAt: Date.now() });
+    this.recordSent(st, version, nonce, send.length);
+    return retained;
+  }
+}
