@@ -219,8 +219,8 @@ export class AdsServer extends EventEmitter {
     }
   }
 
-  /** For tests and the proxy-config view: which types a connected proxy has subscribed. */
-  subscribedTypes(nodeId: string): TypeUrl[] {
-    return this.current.get(nodeId)?.subscribedTypes() ?? [];
+  /** What a connected proxy subscribed to, per type: wildcard and/or names. */
+  subscriptions(nodeId: string): Map<TypeUrl, { wildcard: boolean; names: string[] }> {
+    return this.current.get(nodeId)?.subscriptions() ?? new Map();
   }
 }

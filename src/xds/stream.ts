@@ -168,8 +168,12 @@ export abstract class AdsStream {
     return structToJson(this.node?.metadata);
   }
 
-  subscribedTypes(): TypeUrl[] {
-    return [...this.types.values()].filter((t) => t.subscribed).map((t) => t.typeUrl);
+  subscriptions(): Map<TypeUrl, { wildcard: boolean; names: string[] }> {
+    return new Map(
+      [...this.types.values()]
+        .filter((t) => t.subscribed)
+        .map((t) => [t.typeUrl, { wildcard: t.wildcard, names: [...t.names].sort() }]),
+    );
   }
 
   onClose(fn: () => void): void {
@@ -422,8 +426,9 @@ export class SotwStream extends AdsStream {
     if (names.length > 0) st.legacyWildcard = false;
     const wildcard = (isFullStateInSotw(typeUrl) && st.legacyWildcard) || names.includes('*');
     const next = new Set(names.filter((n) => n !== '*'));
+    // Added: a name the client did not hold before (a name already sent under the wildcard is not news).
     let added = wildcard && !st.wildcard;
-    for (const n of next) if (!st.names.has(n)) added = true;
+    for (const n of next) if (!st.names.has(n) && !st.sent.has(n)) added = true;
     for (const n of st.names) if (!next.has(n)) st.sent.delete(n); // rule 3.4: clear "sent" on unsubscribe
     st.wildcard = wildcard;
     st.names = next;
