@@ -89,7 +89,11 @@ export class ResourceEncodeError extends Error {
 }
 
 // Message types whose JSON-ish object form is not a plain field map.
-const OPAQUE_TYPES = new Set(['google.protobuf.Struct', 'google.protobuf.Value', 'google.protobuf.ListValue']);
+const OPAQUE_TYPES = new Set([
+  'google.protobuf.Struct',
+  'google.protobuf.Value',
+  'google.protobuf.ListValue',
+]);
 
 /**
  * protobufjs' fromObject drops unknown fields silently; a misspelt field in a
@@ -123,7 +127,7 @@ function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: str
     if (!(fieldType instanceof protobuf.Type) || value === null || value === undefined) continue;
     if (field.repeated) {
       if (!Array.isArray(value)) throw new ResourceEncodeError(typeUrl, here, 'expected a list');
-      value.forEach((v, i) => checkFields(fieldType, v, `${here}[${i}]`, typeUrl));
+      for (const [i, v] of value.entries()) checkFields(fieldType, v, `${here}[${i}]`, typeUrl);
     } else if (field.map) {
       for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
         checkFields(fieldType, v, `${here}.${k}`, typeUrl);

@@ -70,7 +70,15 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
           load_assignment: {
             cluster_name: XDS_CLUSTER,
             endpoints: [
-              { lb_endpoints: [{ endpoint: { address: { socket_address: { address: o.xdsAddress, port_value: o.xdsPort } } } }] },
+              {
+                lb_endpoints: [
+                  {
+                    endpoint: {
+                      address: { socket_address: { address: o.xdsAddress, port_value: o.xdsPort } },
+                    },
+                  },
+                ],
+              },
             ],
           },
         },

@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const Mocha = require('mocha');
 
 const args = process.argv.slice(2);
+const collect = (dir) => collectFn(dir);
 const root = path.join(__dirname, '..', 'dist', 'test');
 let grep;
 const files = [];
@@ -17,10 +18,11 @@ for (let i = 0; i < args.length; i++) {
   if (a === '--unit') layer = 'unit';
   else if (a === '--e2e') layer = 'e2e';
   else if (a === '--grep' || a === '-g') grep = args[++i];
+  else if (fs.existsSync(a) && fs.statSync(a).isDirectory()) files.push(...collect(path.resolve(a)));
   else files.push(path.resolve(a));
 }
 
-function collect(dir) {
+function collectFn(dir) {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir, { recursive: true })

@@ -54,7 +54,8 @@ export class XdsCache {
     for (const [typeUrl, resources] of Object.entries(update) as [TypeUrl, Iterable<EncodedResource>][]) {
       const next = new Map<string, EncodedResource>();
       for (const r of resources) {
-        if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} has type ${r.typeUrl}, not ${typeUrl}`);
+        if (r.typeUrl !== typeUrl)
+          throw new Error(`resource ${r.name} has type ${r.typeUrl}, not ${typeUrl}`);
         if (next.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
         next.set(r.name, r);
       }
@@ -66,7 +67,12 @@ export class XdsCache {
   }
 
   /** Upserts and removes some resources of one type (the endpoint fast path). */
-  patch(nodeId: string, typeUrl: TypeUrl, upsert: Iterable<EncodedResource>, remove: Iterable<string> = []): boolean {
+  patch(
+    nodeId: string,
+    typeUrl: TypeUrl,
+    upsert: Iterable<EncodedResource>,
+    remove: Iterable<string> = [],
+  ): boolean {
     const current = this.get(nodeId, typeUrl);
     const next = new Map(current);
     for (const r of upsert) next.set(r.name, r);

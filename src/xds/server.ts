@@ -12,8 +12,8 @@ import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envo
 import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
 import { type Logger, silentLogger } from '../log';
 import type { XdsCache } from './cache';
-import { AdsStream, DeltaStream, type StreamContext, SotwStream } from './stream';
 import { type ProxyStatus, proxyStatusJson } from './status';
+import { type AdsCall, type AdsStream, DeltaStream, SotwStream, type StreamContext } from './stream';
 import type { TypeUrl } from './type-urls';
 
 /** What a proxy presents on its first request, for the authenticator to judge. */
@@ -90,11 +90,14 @@ export class AdsServer extends EventEmitter {
       'grpc.max_send_message_length': -1,
     });
     const pkg = grpc.loadPackageDefinition(loadAdsPackageDefinition()) as unknown as {
-      envoy: { service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } } };
+      envoy: {
+        service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } };
+      };
     };
     this.grpcServer.addService(pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service, {
-      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest__Output, DiscoveryResponse>) =>
-        this.accept(call, 'sotw'),
+      StreamAggregatedResources: (
+        call: grpc.ServerDuplexStream<DiscoveryRequest__Output, DiscoveryResponse>,
+      ) => this.accept(call, 'sotw'),
       DeltaAggregatedResources: (
         call: grpc.ServerDuplexStream<DeltaDiscoveryRequest__Output, DeltaDiscoveryResponse>,
       ) => this.accept(call, 'delta'),
@@ -155,7 +158,7 @@ export class AdsServer extends EventEmitter {
     });
   }
 
-  private accept(call: grpc.ServerDuplexStream<any, any>, protocol: 'sotw' | 'delta'): void {
+  private accept(call: AdsCall, protocol: 'sotw' | 'delta'): void {
     const stream: AdsStream =
       protocol === 'sotw'
         ? new SotwStream(call, this.ctx, (s) => this.identify(s, call))
@@ -165,7 +168,7 @@ export class AdsServer extends EventEmitter {
   }
 
   /** Called by a stream on its first request; returns the status record, or refuses. */
-  private identify(stream: AdsStream, call: grpc.ServerDuplexStream<any, any>): AuthResult & { status?: ProxyStatus } {
+  private identify(stream: AdsStream, call: AdsCall): AuthResult & { status?: ProxyStatus } {
     const identity: ProxyIdentity = {
       nodeId: stream.nodeId,
       cluster: stream.cluster,
@@ -175,7 +178,10 @@ export class AdsServer extends EventEmitter {
     };
     const verdict = this.options.authenticate?.(identity) ?? { ok: true };
     if (!verdict.ok) {
-      this.log.warn({ nodeId: identity.nodeId, peer: identity.peer, reason: verdict.message }, 'xDS stream refused');
+      this.log.warn(
+        { nodeId: identity.nodeId, peer: identity.peer, reason: verdict.message },
+        'xDS stream refused',
+      );
       return verdict;
     }
     const previous = this.current.get(identity.nodeId);
@@ -194,7 +200,10 @@ export class AdsServer extends EventEmitter {
     };
     this.current.set(identity.nodeId, stream);
     this.statuses.set(identity.nodeId, status);
-    this.log.info({ nodeId: identity.nodeId, protocol: stream.protocol, peer: identity.peer }, 'proxy connected');
+    this.log.info(
+      { nodeId: identity.nodeId, protocol: stream.protocol, peer: identity.peer },
+      'proxy connected',
+    );
     this.emit('connect', status);
     return { ok: true, status };
   }

@@ -5,9 +5,11 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { EncodedResource } from '../../envoy-protos';
-import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
-import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
 import type { Node__Output } from '../../envoy-protos/generated/envoy/config/core/v3/Node';
+import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
+import type { DeltaDiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryResponse';
+import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
+import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
@@ -25,6 +27,12 @@ import {
   SECRET_TYPE,
   type TypeUrl,
 } from './type-urls';
+
+/** A server-side ADS call, SotW or Delta. */
+export type AdsCall = grpc.ServerDuplexStream<
+  DiscoveryRequest__Output | DeltaDiscoveryRequest__Output,
+  DiscoveryResponse | DeltaDiscoveryResponse
+>;
 
 export interface StreamContext {
   readonly cache: XdsCache;
@@ -64,6 +72,8 @@ interface TypeState {
   parkedVersion?: string;
   /** Re-send even when unchanged (a cluster that warms needs its CLA, rule 5.3). */
   forceResend: boolean;
+  /** EDS only: CLAs that pushed clusters wait for, with when the wait began (rule 5.2). */
+  awaitingWarm: Map<string, number>;
   // --- Delta
   /** name -> version the client holds. */
   known: Map<string, string>;
@@ -140,7 +150,7 @@ export abstract class AdsStream {
   private readonly closeHandlers: (() => void)[] = [];
 
   constructor(
-    protected readonly call: grpc.ServerDuplexStream<any, any>,
+    protected readonly call: AdsCall,
     protected readonly ctx: StreamContext,
     private readonly identify: Identify,
   ) {
@@ -210,15 +220,22 @@ export abstract class AdsStream {
     if (this.closed) return;
     try {
       // Rule 1.3: type_url is mandatory on every ADS request.
-      if (!req.type_url) throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'type_url is required on every ADS request');
+      if (!req.type_url)
+        throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'type_url is required on every ADS request');
       if (!this.node) this.start(req.node);
       else if (req.node?.id && req.node.id !== this.node.id) {
         // Rule 1.2: identity is fixed by the first request.
-        this.log.warn({ nodeId: this.node.id, claimed: req.node.id }, 'node id changed on a stream; keeping the first');
+        this.log.warn(
+          { nodeId: this.node.id, claimed: req.node.id },
+          'node id changed on a stream; keeping the first',
+        );
       }
       if (!isTypeUrl(req.type_url)) {
         this.ctx.onUnknownType();
-        this.log.warn({ nodeId: this.nodeId, typeUrl: req.type_url }, 'request for a type meshplane does not serve');
+        this.log.warn(
+          { nodeId: this.nodeId, typeUrl: req.type_url },
+          'request for a type meshplane does not serve',
+        );
         return;
       }
       this.handle(this.state(req.type_url), req);
@@ -233,7 +250,8 @@ export abstract class AdsStream {
   }
 
   private start(node: Node__Output | null): void {
-    if (!node?.id) throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id');
+    if (!node?.id)
+      throw new StreamClosed(grpc.status.INVALID_ARGUMENT, 'the first request must carry node.id');
     this.node = node;
     const verdict = this.identify(this);
     if (!verdict.ok) {
@@ -271,6 +289,7 @@ export abstract class AdsStream {
         legacyWildcard: true,
         sent: new Map(),
         forceResend: false,
+        awaitingWarm: new Map(),
         known: new Map(),
         inflight: new Map(),
         parked: new Map(),
@@ -299,7 +318,12 @@ export abstract class AdsStream {
     this.ctx.emit('ack', this.proxyStatus, st.typeUrl, version);
   }
 
-  protected recordNack(st: TypeState, version: string, nonce: string, detail: { code: number; message: string }): void {
+  protected recordNack(
+    st: TypeState,
+    version: string,
+    nonce: string,
+    detail: { code: number; message: string },
+  ): void {
     st.outstanding = undefined;
     st.consecutiveNacks++;
     const { initial, max } = this.ctx.nackBackoff;
@@ -342,11 +366,20 @@ export abstract class AdsStream {
     for (const t of PUSH_ORDER) {
       const st = this.types.get(t);
       if (!st?.subscribed) continue;
+      if (t === LISTENER_TYPE) {
+        // Listeners and routes wait until the clusters pushed before them got their CLAs (rule 5.2).
+        const since = this.oldestWarmWait();
+        if (since !== undefined && now < since + this.ctx.gateTimeoutMs) {
+          gated = true;
+          wakeAt = Math.min(wakeAt, since + this.ctx.gateTimeoutMs);
+        }
+      }
       if (st.mustRespond || (st.dirty && !gated)) {
         if (!st.mustRespond && now < st.nackBackoffUntil) {
           wakeAt = Math.min(wakeAt, st.nackBackoffUntil);
         } else {
-          const retain = t === CLUSTER_TYPE && this.routingPending();
+          // Clusters (and, in Delta, their endpoints) leave only after routes moved away (rule 5.1).
+          const retain = (t === CLUSTER_TYPE || t === ENDPOINT_TYPE) && this.routingPending();
           const retained = this.respond(st, retain);
           st.mustRespond = false;
           st.dirty = retained;
@@ -359,12 +392,45 @@ export abstract class AdsStream {
           wakeAt = Math.min(wakeAt, until);
         } else if (!st.gateTimedOut) {
           st.gateTimedOut = true;
-          this.log.warn({ nodeId: this.nodeId, typeUrl: t }, 'no ACK within the gate timeout; pushing later types anyway');
+          this.log.warn(
+            { nodeId: this.nodeId, typeUrl: t },
+            'no ACK within the gate timeout; pushing later types anyway',
+          );
         }
       }
       if (st.dirty && gated) wakeAt = Math.min(wakeAt, now + this.ctx.gateTimeoutMs);
     }
     this.schedule(wakeAt);
+  }
+
+  private oldestWarmWait(): number | undefined {
+    let oldest: number | undefined;
+    for (const since of this.types.get(ENDPOINT_TYPE)?.awaitingWarm.values() ?? []) {
+      if (oldest === undefined || since < oldest) oldest = since;
+    }
+    return oldest;
+  }
+
+  /** After a CDS push: the CLAs of the added or changed EDS clusters must follow (rules 5.2, 5.3). */
+  protected expectWarming(
+    pushed: Iterable<EncodedResource>,
+    force: (eds: TypeState, name: string) => void,
+  ): void {
+    const eds = this.types.get(ENDPOINT_TYPE);
+    if (!eds?.subscribed) return;
+    const now = Date.now();
+    for (const r of pushed) {
+      if (!r.warms) continue;
+      eds.awaitingWarm.set(r.warms, now);
+      force(eds, r.warms);
+    }
+  }
+
+  /** After an EDS response: these CLAs have arrived, or do not exist (nothing to wait for). */
+  protected warmed(eds: TypeState, answered: Iterable<string>): void {
+    for (const n of answered) eds.awaitingWarm.delete(n);
+    const all = this.resources(ENDPOINT_TYPE);
+    for (const n of [...eds.awaitingWarm.keys()]) if (!all.has(n)) eds.awaitingWarm.delete(n);
   }
 
   private schedule(at: number): void {
@@ -377,12 +443,15 @@ export abstract class AdsStream {
     this.timer.unref();
   }
 
-  protected write(message: object): void {
+  protected write(message: DiscoveryResponse | DeltaDiscoveryResponse): void {
     this.call.write(message);
   }
 
   /** Handles one request of a served type (subscriptions, ACK/NACK). */
-  protected abstract handle(st: TypeState, req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void;
+  protected abstract handle(
+    st: TypeState,
+    req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output,
+  ): void;
 
   /**
    * Sends a response for the type when one is due; returns whether removals
@@ -444,7 +513,10 @@ export class SotwStream extends AdsStream {
         st.dirty = false;
         st.status.current = version;
         st.status.lastAcked = { version, nonce: '', at: new Date() };
-        this.log.debug({ nodeId: this.nodeId, typeUrl, version }, 'reconnect at the current version; nothing to send');
+        this.log.debug(
+          { nodeId: this.nodeId, typeUrl, version },
+          'reconnect at the current version; nothing to send',
+        );
         return;
       }
       st.mustRespond = true; // rule 3.5: answer the first request at once, even when empty
@@ -453,7 +525,10 @@ export class SotwStream extends AdsStream {
     }
   }
 
-  private desired(st: TypeState, retainRemovals: boolean): { desired: Map<string, EncodedResource>; version: string; retained: boolean } {
+  private desired(
+    st: TypeState,
+    retainRemovals: boolean,
+  ): { desired: Map<string, EncodedResource>; version: string; retained: boolean } {
     const all = this.resources(st.typeUrl);
     const desired = new Map<string, EncodedResource>();
     if (st.wildcard) for (const [n, r] of all) desired.set(n, r);
@@ -492,16 +567,13 @@ export class SotwStream extends AdsStream {
     });
     // Rule 5.3: clusters added or changed warm until their CLA arrives, even an unchanged one.
     if (st.typeUrl === CLUSTER_TYPE) {
-      const eds = this.types.get(ENDPOINT_TYPE);
-      if (eds) {
-        for (const [n, r] of desired) {
-          if (r.warms && st.sent.get(n)?.version !== r.version) {
-            eds.forceResend = true;
-            eds.dirty = true;
-          }
-        }
-      }
+      const pushed = [...desired.values()].filter((r) => st.sent.get(r.name)?.version !== r.version);
+      this.expectWarming(pushed, (eds) => {
+        eds.forceResend = true;
+        eds.dirty = true;
+      });
     }
+    if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, desired.keys());
     st.sent = desired;
     st.sentVersion = version;
     st.latestNonce = nonce;
@@ -617,7 +689,8 @@ export class DeltaStream extends AdsStream {
       } else if (st.known.has(n)) {
         // Rule 4.4: the client holds it and it is gone. Secrets are never removed (rule 4.5, E#32832).
         if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
-        else if (retainRemovals) retained = true; // rule 5.1: clusters leave after routes moved
+        else if (retainRemovals)
+          retained = true; // rule 5.1: clusters leave after routes moved
         else removed.push(n);
       } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
@@ -645,21 +718,23 @@ export class DeltaStream extends AdsStream {
       system_version_info: version,
       type_url: st.typeUrl,
       nonce,
-      resources: send.map((r) => ({ name: r.name, version: r.version, resource: { type_url: st.typeUrl, value: r.value } })),
+      resources: send.map((r) => ({
+        name: r.name,
+        version: r.version,
+        resource: { type_url: st.typeUrl, value: r.value },
+      })),
       removed_resources: removed,
     });
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
-      const eds = this.types.get(ENDPOINT_TYPE);
-      if (eds) {
-        for (const r of send) {
-          if (r.warms && (eds.names.has(r.warms) || eds.wildcard)) {
-            eds.force.add(r.warms);
-            eds.dirty = true;
-          }
+      this.expectWarming(send, (eds, name) => {
+        if (eds.names.has(name) || eds.wildcard) {
+          eds.force.add(name);
+          eds.dirty = true;
         }
-      }
+      });
     }
+    if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, [...send.map((r) => r.name), ...removed]);
     st.inflight.set(nonce, { version, sent, prev, sentAt: Date.now() });
     this.recordSent(st, version, nonce, send.length);
     return retained;

@@ -19,7 +19,13 @@ export type TypeUrl =
  * their users, clusters and their endpoints before the listeners and routes that
  * use them. https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol#eventual-consistency-considerations
  */
-export const PUSH_ORDER: readonly TypeUrl[] = [SECRET_TYPE, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE];
+export const PUSH_ORDER: readonly TypeUrl[] = [
+  SECRET_TYPE,
+  CLUSTER_TYPE,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  ROUTE_TYPE,
+];
 
 export const ALL_TYPES: ReadonlySet<string> = new Set(PUSH_ORDER);
 

@@ -16,7 +16,10 @@ export interface TestAppOptions {
   readonly address: string;
   readonly port?: number;
   /** Optional behaviour per request (status, delay); default 200 with the app's name. */
-  readonly respond?: (req: http.IncomingMessage, n: number) => { status?: number; delayMs?: number } | undefined;
+  readonly respond?: (
+    req: http.IncomingMessage,
+    n: number,
+  ) => { status?: number; delayMs?: number } | undefined;
 }
 
 export function startTestApp(o: TestAppOptions): Promise<TestApp> {

@@ -99,7 +99,9 @@ export class EnvoyProcess {
 
   /** Envoy's stats as name -> value (counters and gauges). */
   async stats(filter?: string): Promise<Map<string, number>> {
-    const res = await this.admin(`/stats?format=json${filter ? `&filter=${encodeURIComponent(filter)}` : ''}`);
+    const res = await this.admin(
+      `/stats?format=json${filter ? `&filter=${encodeURIComponent(filter)}` : ''}`,
+    );
     const out = new Map<string, number>();
     for (const s of JSON.parse(res.body).stats ?? []) {
       if (typeof s.value === 'number') out.set(s.name, s.value);

@@ -12,7 +12,7 @@ export async function eventually<T>(fn: () => T | Promise<T>, opts: EventuallyOp
   const intervalMs = opts.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  for (let attempt = 0; ; attempt++) {
+  for (;;) {
     try {
       const value = await fn();
       if (value !== false) return value;

@@ -8,7 +8,9 @@ export function edsCluster(name: string, extra: Record<string, unknown> = {}): E
     name,
     type: 'EDS',
     connect_timeout: { seconds: 1 },
-    eds_cluster_config: { eds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: { seconds: 5 } } },
+    eds_cluster_config: {
+      eds_config: { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: { seconds: 5 } },
+    },
     ...extra,
   });
 }
@@ -28,7 +30,12 @@ export function cla(clusterName: string, endpoints: { address: string; port: num
 }
 
 /** An HTTP listener whose routes come over RDS. */
-export function httpListener(name: string, address: string, port: number, routeName: string): EncodedResource {
+export function httpListener(
+  name: string,
+  address: string,
+  port: number,
+  routeName: string,
+): EncodedResource {
   return encodeResource(LISTENER_TYPE, {
     name,
     address: { socket_address: { address, port_value: port } },
@@ -48,7 +55,9 @@ export function httpListener(name: string, address: string, port: number, routeN
               http_filters: [
                 {
                   name: 'envoy.filters.http.router',
-                  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+                  typed_config: {
+                    '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+                  },
                 },
               ],
             },

@@ -7,8 +7,14 @@ import type { DeltaDiscoveryResponse__Output } from '../../envoy-protos/generate
 import type { DiscoveryRequest } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
 import type { DiscoveryResponse__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
 
-type AdsClientCtor = new (address: string, creds: grpc.ChannelCredentials, options?: object) => grpc.Client & {
-  StreamAggregatedResources(metadata?: grpc.Metadata): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
+type AdsClientCtor = new (
+  address: string,
+  creds: grpc.ChannelCredentials,
+  options?: object,
+) => grpc.Client & {
+  StreamAggregatedResources(
+    metadata?: grpc.Metadata,
+  ): grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse__Output>;
   DeltaAggregatedResources(
     metadata?: grpc.Metadata,
   ): grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse__Output>;
@@ -83,7 +89,9 @@ abstract class RawStream<Req, Res> {
 export class SotwClient extends RawStream<DiscoveryRequest, DiscoveryResponse__Output> {
   static connect(address: string, metadata = new grpc.Metadata()): SotwClient {
     const Ctor = clientCtor();
-    const client = new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
+    const client = new Ctor(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+    });
     return new SotwClient(client, client.StreamAggregatedResources(metadata));
   }
 }
@@ -91,7 +99,9 @@ export class SotwClient extends RawStream<DiscoveryRequest, DiscoveryResponse__O
 export class DeltaClient extends RawStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse__Output> {
   static connect(address: string, metadata = new grpc.Metadata()): DeltaClient {
     const Ctor = clientCtor();
-    const client = new Ctor(address, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': -1 });
+    const client = new Ctor(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+    });
     return new DeltaClient(client, client.DeltaAggregatedResources(metadata));
   }
 }

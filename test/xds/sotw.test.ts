@@ -1,7 +1,15 @@
 // Protocol tests of the State-of-the-World ADS stream with a raw gRPC client.
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { AdsServer, CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE, XdsCache } from '../../src/xds';
+import {
+  AdsServer,
+  CLUSTER_TYPE,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  ROUTE_TYPE,
+  SECRET_TYPE,
+  XdsCache,
+} from '../../src/xds';
 import { setVersion } from '../../src/xds/stream';
 import { eventually } from '../support/eventually';
 import { cla, edsCluster, httpListener, routeTo } from '../support/resources';
@@ -42,15 +50,27 @@ describe('xds: State-of-the-World ADS', () => {
     client.send({ node: node(id), type_url: SECRET_TYPE, resource_names: ['barrier'] });
     const r = await client.next();
     assert.equal(r.type_url, SECRET_TYPE, `an unexpected ${r.type_url} response came first`);
+    client.send({
+      type_url: SECRET_TYPE,
+      resource_names: ['barrier'],
+      response_nonce: r.nonce,
+      version_info: r.version_info,
+    });
   }
 
   /** Waits until the server has processed the ACK of `nonce` (the request travels asynchronously). */
   function ackedBy(id: string, type: string, nonce: string): Promise<unknown> {
-    return eventually(() => assert.equal(server.proxy(id)?.types.get(type as never)?.lastAcked?.nonce, nonce));
+    return eventually(() =>
+      assert.equal(server.proxy(id)?.types.get(type as never)?.lastAcked?.nonce, nonce),
+    );
   }
 
   /** Waits until the server has applied a subscription change. */
-  function subscribed(id: string, type: string, want: { wildcard: boolean; names: string[] }): Promise<unknown> {
+  function subscribed(
+    id: string,
+    type: string,
+    want: { wildcard: boolean; names: string[] },
+  ): Promise<unknown> {
     return eventually(() => assert.deepEqual(server.subscriptions(id).get(type as never), want));
   }
 
@@ -210,17 +230,29 @@ describe('xds: State-of-the-World ADS', () => {
 
   it('follows the four-step wildcard example of the xDS spec', async () => {
     const id = nodeId();
-    cache.set(id, { [LISTENER_TYPE]: [httpListener('l1', '127.0.0.1', 1, 'r'), httpListener('A', '127.0.0.1', 2, 'r')] });
+    cache.set(id, {
+      [LISTENER_TYPE]: [httpListener('l1', '127.0.0.1', 1, 'r'), httpListener('A', '127.0.0.1', 2, 'r')],
+    });
     const c = connect();
     // 1. empty names: legacy wildcard.
     c.send({ node: node(id), type_url: LISTENER_TYPE, resource_names: [] });
     const r1 = await c.next();
     assert.deepEqual(sotwNames(r1).sort(), ['A', 'l1']);
     // 2. ["*", "A"]: still wildcard (plus A).
-    c.send({ type_url: LISTENER_TYPE, resource_names: ['*', 'A'], response_nonce: r1.nonce, version_info: r1.version_info });
+    c.send({
+      type_url: LISTENER_TYPE,
+      resource_names: ['*', 'A'],
+      response_nonce: r1.nonce,
+      version_info: r1.version_info,
+    });
     await assertNoResponseBefore(c, id);
     // 3. ["A"]: drops the wildcard; only A from now on.
-    c.send({ type_url: LISTENER_TYPE, resource_names: ['A'], response_nonce: r1.nonce, version_info: r1.version_info });
+    c.send({
+      type_url: LISTENER_TYPE,
+      resource_names: ['A'],
+      response_nonce: r1.nonce,
+      version_info: r1.version_info,
+    });
     await subscribed(id, LISTENER_TYPE, { wildcard: false, names: ['A'] });
     cache.set(id, {
       [LISTENER_TYPE]: [httpListener('l1', '127.0.0.1', 3, 'r'), httpListener('A', '127.0.0.1', 4, 'r')],
@@ -228,7 +260,12 @@ describe('xds: State-of-the-World ADS', () => {
     const r3 = await c.next();
     assert.deepEqual(sotwNames(r3), ['A']);
     // 4. [] after a non-empty list means nothing, not wildcard.
-    c.send({ type_url: LISTENER_TYPE, resource_names: [], response_nonce: r3.nonce, version_info: r3.version_info });
+    c.send({
+      type_url: LISTENER_TYPE,
+      resource_names: [],
+      response_nonce: r3.nonce,
+      version_info: r3.version_info,
+    });
     await subscribed(id, LISTENER_TYPE, { wildcard: false, names: [] });
     cache.set(id, {
       [LISTENER_TYPE]: [httpListener('l1', '127.0.0.1', 5, 'r'), httpListener('A', '127.0.0.1', 6, 'r')],
@@ -243,8 +280,18 @@ describe('xds: State-of-the-World ADS', () => {
     const c = connect();
     c.send({ node: node(id), type_url: ENDPOINT_TYPE, resource_names: ['a'] });
     const r1 = await c.next();
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: [], response_nonce: r1.nonce, version_info: r1.version_info });
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a'], response_nonce: r1.nonce, version_info: r1.version_info });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: [],
+      response_nonce: r1.nonce,
+      version_info: r1.version_info,
+    });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['a'],
+      response_nonce: r1.nonce,
+      version_info: r1.version_info,
+    });
     const r2 = await c.next();
     assert.deepEqual(sotwNames(r2), ['a']);
   });
@@ -255,7 +302,12 @@ describe('xds: State-of-the-World ADS', () => {
     c.send({ node: node(id), type_url: ENDPOINT_TYPE, resource_names: ['later'] });
     const r1 = await c.next();
     assert.deepEqual(sotwNames(r1), []);
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['later'], response_nonce: r1.nonce, version_info: r1.version_info });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['later'],
+      response_nonce: r1.nonce,
+      version_info: r1.version_info,
+    });
     cache.set(id, { [ENDPOINT_TYPE]: [cla('later', [])] });
     assert.deepEqual(sotwNames(await c.next()), ['later']);
   });
@@ -305,12 +357,26 @@ describe('xds: State-of-the-World ADS', () => {
     c.send({ type_url: CLUSTER_TYPE, response_nonce: cds.nonce, version_info: cds.version_info });
     // Envoy asks for the new cluster's endpoints with the nonce it last saw; it ACKs each
     // EDS response with its current names, which brings b when that request was stale.
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a', 'b'], response_nonce: last.get(ENDPOINT_TYPE)!.nonce });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['a', 'b'],
+      response_nonce: last.get(ENDPOINT_TYPE)!.nonce,
+    });
     let eds = await acked(ENDPOINT_TYPE);
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a', 'b'], response_nonce: eds.nonce, version_info: eds.version_info });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['a', 'b'],
+      response_nonce: eds.nonce,
+      version_info: eds.version_info,
+    });
     if (!sotwNames(eds).includes('b')) {
       eds = await acked(ENDPOINT_TYPE);
-      c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a', 'b'], response_nonce: eds.nonce, version_info: eds.version_info });
+      c.send({
+        type_url: ENDPOINT_TYPE,
+        resource_names: ['a', 'b'],
+        response_nonce: eds.nonce,
+        version_info: eds.version_info,
+      });
     }
     order.push('EDS');
     assert.ok(sotwNames(eds).includes('b'));
@@ -319,7 +385,12 @@ describe('xds: State-of-the-World ADS', () => {
     c.send({ type_url: LISTENER_TYPE, response_nonce: lds.nonce, version_info: lds.version_info });
     const rds = await acked(ROUTE_TYPE);
     order.push('RDS');
-    c.send({ type_url: ROUTE_TYPE, resource_names: ['r'], response_nonce: rds.nonce, version_info: rds.version_info });
+    c.send({
+      type_url: ROUTE_TYPE,
+      resource_names: ['r'],
+      response_nonce: rds.nonce,
+      version_info: rds.version_info,
+    });
     // Then CDS again without the cluster nothing uses any more.
     const cds2 = await acked(CLUSTER_TYPE);
     order.push('CDS');
@@ -336,7 +407,12 @@ describe('xds: State-of-the-World ADS', () => {
     c.send({ type_url: CLUSTER_TYPE, response_nonce: cds.nonce, version_info: cds.version_info });
     c.send({ node: node(id), type_url: ENDPOINT_TYPE, resource_names: ['a'] });
     const eds = await c.next();
-    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a'], response_nonce: eds.nonce, version_info: eds.version_info });
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['a'],
+      response_nonce: eds.nonce,
+      version_info: eds.version_info,
+    });
     // Only the cluster changes (connect timeout); its endpoints do not.
     cache.set(id, { [CLUSTER_TYPE]: [edsCluster('a', { connect_timeout: { seconds: 2 } })] });
     const cds2 = await c.next();
