@@ -331,6 +331,8 @@ export abstract class AdsStream {
     const nack: NackRecord = { version, nonce, at: new Date(), message: detail.message, code: detail.code };
     st.status.lastNack = nack;
     st.status.nacks++;
+    // Rejected clusters never warm; listeners need not wait for their CLAs.
+    if (st.typeUrl === CLUSTER_TYPE) this.types.get(ENDPOINT_TYPE)?.awaitingWarm.clear();
     this.log.warn({ nodeId: this.nodeId, typeUrl: st.typeUrl, version, message: detail.message }, 'NACK');
     this.ctx.emit('nack', this.proxyStatus, st.typeUrl, nack);
   }
@@ -404,8 +406,11 @@ export abstract class AdsStream {
   }
 
   private oldestWarmWait(): number | undefined {
+    const eds = this.types.get(ENDPOINT_TYPE);
+    if (!eds) return undefined;
+    this.warmed(eds, []);
     let oldest: number | undefined;
-    for (const since of this.types.get(ENDPOINT_TYPE)?.awaitingWarm.values() ?? []) {
+    for (const since of eds.awaitingWarm.values()) {
       if (oldest === undefined || since < oldest) oldest = since;
     }
     return oldest;
@@ -595,6 +600,10 @@ export class DeltaStream extends AdsStream {
       // Rule 4.8: seed what the client holds from initial_resource_versions.
       const initial = Object.entries(req.initial_resource_versions ?? {});
       for (const [n, v] of initial) st.known.set(n, v);
+      if (initial.length > 0) {
+        // What a reconnecting client declares it holds is what it accepted before.
+        st.status.lastAcked = { version: setVersion(initial), nonce: '', at: new Date() };
+      }
       // Rule 4.1: a first request subscribing nothing is the legacy wildcard.
       if (req.resource_names_subscribe.length === 0) st.wildcard = true;
       // A fresh client waits for an answer even when there is nothing (rule 3.5).
