@@ -10,6 +10,7 @@ import {
   SECRET_TYPE,
   XdsCache,
 } from '../../src/xds';
+import { syncState } from '../../src/xds/status';
 import { setVersion } from '../../src/xds/stream';
 import { eventually } from '../support/eventually';
 import { cla, edsCluster, httpListener, routeTo } from '../support/resources';
@@ -455,5 +456,47 @@ describe('xds: State-of-the-World ADS', () => {
     assert.deepEqual(sotwNames(await c.next()), ['a']);
     assert.ok(server.proxy(id));
     assert.equal(server.proxy('someone-else'), undefined);
+  });
+
+  it('keeps each type a separate sub-stream: a NACK on EDS leaves CDS ACKed', async () => {
+    const id = nodeId();
+    cache.set(id, { [CLUSTER_TYPE]: [edsCluster('a')], [ENDPOINT_TYPE]: [cla('a', [])] });
+    const c = connect();
+    c.send({ node: node(id), type_url: CLUSTER_TYPE });
+    const cds = await c.next();
+    c.send({ type_url: CLUSTER_TYPE, response_nonce: cds.nonce, version_info: cds.version_info });
+    c.send({ type_url: ENDPOINT_TYPE, resource_names: ['a'] });
+    const eds = await c.next();
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names: ['a'],
+      response_nonce: eds.nonce,
+      error_detail: { code: 13, message: 'bad endpoints' },
+    });
+    await assertNoResponseBefore(c, id);
+    const p = server.proxy(id)!;
+    assert.equal(syncState(p.types.get(CLUSTER_TYPE)!), 'SYNCED');
+    assert.equal(syncState(p.types.get(ENDPOINT_TYPE)!), 'NACKED');
+    assert.equal(p.types.get(ENDPOINT_TYPE)!.lastNack?.message, 'bad endpoints');
+  });
+
+  it('delivers a response larger than 5 MiB', async () => {
+    const id = nodeId();
+    const big = Array.from({ length: 400 }, (_, i) =>
+      cla(
+        `big-${i}`,
+        Array.from({ length: 1_000 }, (_, j) => ({
+          address: `10.${i % 250}.${j % 250}.${(j >> 8) + 1}`,
+          port: 8000 + j,
+        })),
+      ),
+    );
+    cache.set(id, { [ENDPOINT_TYPE]: big });
+    const c = connect();
+    c.send({ node: node(id), type_url: ENDPOINT_TYPE, resource_names: big.map((r) => r.name) });
+    const r = await c.next(20_000);
+    const bytes = r.resources.reduce((n, a) => n + a.value.length, 0);
+    assert.ok(bytes > 5 * 1024 * 1024, `only ${bytes} bytes`);
+    assert.equal(r.resources.length, 400);
   });
 });

@@ -1,0 +1,102 @@
+// Unit tests of the resource encoder and the type URL constants.
+import assert from 'node:assert/strict';
+import { decodeResource, encodeResource, ResourceEncodeError } from '../../envoy-protos';
+import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/xds';
+import { cla, edsCluster, httpListener } from '../support/resources';
+
+describe('envoy-protos: encoder', () => {
+  it('uses the exact xDS type URLs', () => {
+    assert.equal(LISTENER_TYPE, 'type.googleapis.com/envoy.config.listener.v3.Listener');
+    assert.equal(CLUSTER_TYPE, 'type.googleapis.com/envoy.config.cluster.v3.Cluster');
+    assert.equal(ROUTE_TYPE, 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration');
+    assert.equal(ENDPOINT_TYPE, 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment');
+    assert.equal(SECRET_TYPE, 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret');
+  });
+
+  it('derives the version from content: equal content, equal version; any change, another', () => {
+    assert.equal(edsCluster('a').version, edsCluster('a').version);
+    assert.notEqual(edsCluster('a').version, edsCluster('a', { connect_timeout: { seconds: 2 } }).version);
+    assert.notEqual(edsCluster('a').version, edsCluster('b').version);
+  });
+
+  it('names a ClusterLoadAssignment by cluster_name and records which CLA an EDS cluster warms with', () => {
+    assert.equal(cla('svc', []).name, 'svc');
+    assert.equal(edsCluster('svc').warms, 'svc');
+    assert.equal(
+      edsCluster('svc', { eds_cluster_config: { service_name: 'other', eds_config: { ads: {} } } }).warms,
+      'other',
+    );
+  });
+
+  it('encodes nested typed_config Anys and decodes them back', () => {
+    const l = httpListener('l', '127.0.0.1', 8080, 'r');
+    const back = decodeResource(LISTENER_TYPE, l.value) as any;
+    const hcm = back.filter_chains[0].filters[0].typed_config;
+    assert.equal(
+      hcm['@type'],
+      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+    );
+    assert.equal(hcm.rds.route_config_name, 'r');
+    assert.equal(
+      hcm.http_filters[0].typed_config['@type'],
+      'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+    );
+  });
+
+  const bad: { name: string; type: string; obj: Record<string, unknown>; field: string }[] = [
+    {
+      name: 'a misspelt top-level field',
+      type: CLUSTER_TYPE,
+      obj: { name: 'c', conect_timeout: '1s' },
+      field: 'conect_timeout',
+    },
+    {
+      name: 'a misspelt nested field',
+      type: ENDPOINT_TYPE,
+      obj: { cluster_name: 'c', endpoints: [{ lb_endpoints: [{ endpont: {} }] }] },
+      field: 'endpoints[0].lb_endpoints[0].endpont',
+    },
+    {
+      name: 'an unknown field inside a typed_config',
+      type: LISTENER_TYPE,
+      obj: {
+        name: 'l',
+        filter_chains: [
+          {
+            filters: [
+              {
+                name: 'x',
+                typed_config: {
+                  '@type': 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+                  stat_prefix: 's',
+                  clster: 'c',
+                },
+              },
+            ],
+          },
+        ],
+      },
+      field: 'filter_chains[0].filters[0].typed_config.clster',
+    },
+    { name: 'a missing name', type: CLUSTER_TYPE, obj: { type: 'EDS' }, field: 'name' },
+    {
+      name: 'an unknown @type',
+      type: LISTENER_TYPE,
+      obj: {
+        name: 'l',
+        filter_chains: [
+          { filters: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/no.Such' } }] },
+        ],
+      },
+      field: 'filter_chains[0].filters[0].typed_config.@type',
+    },
+  ];
+  for (const tc of bad) {
+    it(`rejects ${tc.name}, naming the field`, () => {
+      assert.throws(
+        () => encodeResource(tc.type, tc.obj),
+        (err: unknown) => err instanceof ResourceEncodeError && err.field === tc.field,
+      );
+    });
+  }
+});
