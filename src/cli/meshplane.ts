@@ -1,34 +1,112 @@
 #!/usr/bin/env node
-// `meshplane`: the control-plane process. `meshplane serve` runs the xDS server.
-import { AdsServer, XdsCache } from '../xds';
+// `meshplane`: the control-plane process. `meshplane serve` runs the REST API and
+// the xDS server with the embedded SQLite store. Flags and env: shared/design/API.md.
+import pino from 'pino';
+import type { Logger } from '../log';
+import { type ControlPlaneConfig, startControlPlane, VERSION } from '../main';
 
-interface ServeFlags {
-  xdsAddress: string;
+const USAGE = `usage: meshplane serve [flags]
+
+  --http-address host:port    REST API, /metrics       (MESHPLANE_HTTP_ADDRESS, default 0.0.0.0:8080)
+  --xds-address host:port     ADS gRPC server          (MESHPLANE_XDS_ADDRESS, default 0.0.0.0:18000)
+  --xds-advertise-address h:p what bootstraps dial     (MESHPLANE_XDS_ADVERTISE_ADDRESS)
+  --data-dir DIR              SQLite store, admin token (MESHPLANE_DATA_DIR, default ./data)
+  --store sqlite|postgres     store implementation     (MESHPLANE_STORE, default sqlite)
+  --postgres-url URL          for --store postgres     (MESHPLANE_POSTGRES_URL)
+  --reads-require-token       GETs need the admin token too (MESHPLANE_READS_REQUIRE_TOKEN=true)
+  --instance-grace DURATION   how long a sidecar's instance outlives its stream (default 10s)
+  --log-level LEVEL           debug | info | warn | error (MESHPLANE_LOG_LEVEL, default info)
+
+The admin token comes from MESHPLANE_ADMIN_TOKEN, or <data-dir>/admin-token
+(generated on first start, mode 0600).`;
+
+class UsageError extends Error {}
+
+function parseDuration(flag: string, s: string): number {
+  const m = s.match(/^(\d+)(ms|s|m)$/);
+  if (!m) throw new UsageError(`${flag}: expected a duration such as 10s, got "${s}"`);
+  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 } as const)[m[2] as 'ms' | 's' | 'm'];
 }
 
-function parseServeFlags(argv: string[]): ServeFlags {
-  const flags: ServeFlags = { xdsAddress: process.env.MESHPLANE_XDS_ADDRESS ?? '0.0.0.0:18000' };
+export function parseServeFlags(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+): Omit<ControlPlaneConfig, 'log'> & { logLevel: string } {
+  const c = {
+    httpAddress: env.MESHPLANE_HTTP_ADDRESS ?? '0.0.0.0:8080',
+    xdsAddress: env.MESHPLANE_XDS_ADDRESS ?? '0.0.0.0:18000',
+    xdsAdvertiseAddress: env.MESHPLANE_XDS_ADVERTISE_ADDRESS,
+    dataDir: env.MESHPLANE_DATA_DIR ?? './data',
+    store: (env.MESHPLANE_STORE ?? 'sqlite') as string,
+    postgresUrl: env.MESHPLANE_POSTGRES_URL,
+    adminToken: env.MESHPLANE_ADMIN_TOKEN || undefined,
+    readsRequireToken: env.MESHPLANE_READS_REQUIRE_TOKEN === 'true',
+    instanceGraceMs: 10_000,
+    logLevel: env.MESHPLANE_LOG_LEVEL ?? 'info',
+  };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const [name, inline] = a.split('=', 2);
-    const value = () => inline ?? argv[++i];
-    if (name === '--xds-address') flags.xdsAddress = value();
-    else throw new Error(`unknown flag ${name}`);
+    const eq = argv[i].indexOf('=');
+    const name = eq > 0 ? argv[i].slice(0, eq) : argv[i];
+    const value = (): string => {
+      const v = eq > 0 ? argv[i].slice(eq + 1) : argv[++i];
+      if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
+      return v;
+    };
+    switch (name) {
+      case '--http-address':
+        c.httpAddress = value();
+        break;
+      case '--xds-address':
+        c.xdsAddress = value();
+        break;
+      case '--xds-advertise-address':
+        c.xdsAdvertiseAddress = value();
+        break;
+      case '--data-dir':
+        c.dataDir = value();
+        break;
+      case '--store':
+        c.store = value();
+        break;
+      case '--postgres-url':
+        c.postgresUrl = value();
+        break;
+      case '--reads-require-token':
+        c.readsRequireToken = true;
+        break;
+      case '--instance-grace':
+        c.instanceGraceMs = parseDuration(name, value());
+        break;
+      case '--log-level':
+        c.logLevel = value();
+        break;
+      default:
+        throw new UsageError(`unknown flag ${name}`);
+    }
   }
-  return flags;
+  if (c.store !== 'sqlite' && c.store !== 'postgres')
+    throw new UsageError(`--store: sqlite or postgres, not "${c.store}"`);
+  if (c.store === 'postgres' && !c.postgresUrl) throw new UsageError('--store postgres needs --postgres-url');
+  return { ...c, store: c.store };
 }
 
 async function serve(argv: string[]): Promise<void> {
-  const flags = parseServeFlags(argv);
-  const server = new AdsServer({ cache: new XdsCache() });
-  const port = await server.listen(flags.xdsAddress);
-  console.log(JSON.stringify({ level: 'info', msg: 'meshplane serving', xds: flags.xdsAddress, port }));
-  const stop = async () => {
-    await server.shutdown(5_000);
+  const flags = parseServeFlags(argv, process.env);
+  const log = pino({ level: flags.logLevel, base: { service: 'meshplane' } }) as unknown as Logger;
+  const cp = await startControlPlane({ ...flags, log });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    await cp.close();
+    log.info({}, 'stopped');
     process.exit(0);
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -36,13 +114,21 @@ async function main(argv: string[]): Promise<void> {
   switch (verb) {
     case 'serve':
       return serve(rest);
+    case 'version':
+    case '--version':
+      console.log(VERSION);
+      return;
     default:
-      console.error('usage: meshplane serve [--xds-address host:port]');
-      process.exit(2);
+      console.error(USAGE);
+      process.exitCode = 2;
   }
 }
 
 main(process.argv.slice(2)).catch((err) => {
-  console.error(err instanceof Error ? err.message : err);
+  if (err instanceof UsageError) {
+    console.error(`meshplane: ${err.message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  console.error(`meshplane: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });

@@ -1,0 +1,328 @@
+// The REST API (express 5): apply, list, get, put, delete, heartbeats, proxies,
+// proxy config, bootstrap, tokens, the OpenAPI document, health and metrics.
+// Contract: shared/design/API.md. It talks to the store, the xDS cache and
+// status, never to the translator.
+import { timingSafeEqual } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Registry } from 'prom-client';
+import { stringify as toYaml } from 'yaml';
+import { decodeResource } from '../../envoy-protos';
+import { type AdsApiType, type BootstrapOptions, buildBootstrap } from '../bootstrap';
+import type { Logger } from '../log';
+import { findKindByPlural, KIND_NAMES, KINDS, type Kind, parseDurationMs } from '../model';
+import type { Store } from '../registry';
+import type { TokenService } from '../sds/tokens';
+import {
+  type AdsServer,
+  CLUSTER_TYPE,
+  ENDPOINT_TYPE,
+  LISTENER_TYPE,
+  ROUTE_TYPE,
+  SECRET_TYPE,
+  type TypeUrl,
+  type XdsCache,
+} from '../xds';
+import { readDocuments, readSingleDocument } from './body';
+import { ApiError, toApiError } from './errors';
+import { buildOpenApi } from './openapi';
+
+/** What the API shows on an object besides the document: warnings and NACKs that concern it. */
+export interface ObjectStatus {
+  readonly warnings: readonly string[];
+  readonly nacks: readonly Record<string, unknown>[];
+}
+
+export interface ApiOptions {
+  readonly store: Store;
+  readonly ads: AdsServer;
+  readonly cache: XdsCache;
+  readonly tokens: TokenService;
+  /** Renews a TTL-registered instance; false when it does not exist. */
+  readonly heartbeat: (name: string) => Promise<{ expiresAt: Date | undefined } | undefined>;
+  readonly adminToken: string;
+  /** When true, reads need the admin token too (default: reads are open). */
+  readonly readsRequireToken: boolean;
+  /** Where bootstraps point sidecars (the address Envoys reach the xDS server on). */
+  readonly xdsAdvertise: { readonly address: string; readonly port: number };
+  readonly metrics: Registry;
+  readonly ready: () => boolean;
+  readonly log: Logger;
+  readonly version: string;
+  readonly bodyLimitBytes?: number;
+  readonly tokenTtlSeconds?: number;
+  readonly statusFor?: (kind: Kind, name: string) => ObjectStatus;
+}
+
+const TYPE_BY_NAME: Record<string, TypeUrl> = {
+  listeners: LISTENER_TYPE,
+  clusters: CLUSTER_TYPE,
+  routes: ROUTE_TYPE,
+  endpoints: ENDPOINT_TYPE,
+  secrets: SECRET_TYPE,
+};
+
+const MUTATING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
+
+function sameToken(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function bearer(req: Request): string | undefined {
+  const h = req.get('authorization');
+  const m = h?.match(/^Bearer\s+(.+)$/i);
+  return m?.[1]?.trim();
+}
+
+/** Parses `k=v,k2=v2`. */
+export function parseLabelSelector(s: unknown): Record<string, string> | undefined {
+  if (s === undefined || s === '') return undefined;
+  if (typeof s !== 'string')
+    throw new ApiError('INVALID', 'labels must be given once', [{ path: 'labels', message: 'repeated' }]);
+  const out: Record<string, string> = {};
+  for (const part of s.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) {
+      throw new ApiError('INVALID', `bad label selector "${s}"`, [
+        { path: 'labels', message: `"${part}" is not key=value` },
+      ]);
+    }
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
+/** Strips private keys from a decoded Secret (the API never returns one). */
+function redactSecret(obj: Record<string, unknown>): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(obj)) as Record<string, any>;
+  for (const cert of copy.tls_certificate ? [copy.tls_certificate] : []) {
+    if (cert.private_key) cert.private_key = { redacted: true };
+  }
+  return copy;
+}
+
+function kindOf(req: Request): Kind {
+  const plural = String(req.params.kind);
+  const kind = findKindByPlural(plural);
+  if (!kind) {
+    throw new ApiError(
+      'NOT_FOUND',
+      `unknown kind "${plural}"; one of ${KIND_NAMES.map((k) => KINDS[k].plural).join(', ')}`,
+    );
+  }
+  return kind;
+}
+
+function ifMatchOf(req: Request): string | undefined {
+  const h = req.get('if-match');
+  if (!h) return undefined;
+  return h.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+}
+
+/** Builds the express application; the caller owns the HTTP server. */
+export function createApiApp(o: ApiOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  const statusFor = o.statusFor ?? (() => ({ warnings: [], nacks: [] }));
+  const rawBody = express.raw({ type: () => true, limit: o.bodyLimitBytes ?? 1024 * 1024 });
+
+  // Health and metrics: no token, ever.
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (o.ready()) res.json({ status: 'ready' });
+    else res.status(503).json(new ApiError('NOT_READY', 'not ready: store or xDS server not up').toJSON());
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', o.metrics.contentType).send(await o.metrics.metrics());
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(buildOpenApi(o.version));
+  });
+
+  // Authentication: mutations always need the admin token; reads when configured.
+  app.use('/v1', (req: Request, _res: Response, next: NextFunction) => {
+    const needed = MUTATING.has(req.method) || o.readsRequireToken || req.path === '/bootstrap';
+    if (!needed) return next();
+    const token = bearer(req);
+    if (!token)
+      return next(
+        new ApiError('UNAUTHENTICATED', 'this call needs the admin token: Authorization: Bearer <token>'),
+      );
+    if (!sameToken(token, o.adminToken)) return next(new ApiError('UNAUTHENTICATED', 'invalid admin token'));
+    next();
+  });
+
+  app.post('/v1/apply', rawBody, async (req, res) => {
+    const dryRun = req.query.dryRun === 'true' || req.query.dryRun === '1';
+    const docs = readDocuments(req.body, req.get('content-type'));
+    const result = await o.store.apply(docs, { dryRun });
+    res.json({ dryRun, ...result });
+  });
+
+  app.get('/v1/proxies', (_req, res) => {
+    res.json({ items: o.ads.proxiesJson() });
+  });
+
+  app.get('/v1/proxies/:nodeId/config', (req, res) => {
+    const nodeId = String(req.params.nodeId);
+    if (!o.cache.has(nodeId) && !o.ads.proxy(nodeId))
+      throw new ApiError('NOT_FOUND', `proxy "${nodeId}" not found`);
+    const wanted = req.query.type === undefined ? Object.keys(TYPE_BY_NAME) : [String(req.query.type)];
+    const out: Record<string, unknown[]> = {};
+    for (const name of wanted) {
+      const typeUrl = TYPE_BY_NAME[name];
+      if (!typeUrl) {
+        throw new ApiError('INVALID', `unknown type "${name}"`, [
+          { path: 'type', message: `one of ${Object.keys(TYPE_BY_NAME).join(', ')}` },
+        ]);
+      }
+      out[name] = [...o.cache.get(nodeId, typeUrl).values()].map((r) => {
+        const decoded = decodeResource(typeUrl, r.value);
+        return typeUrl === SECRET_TYPE ? redactSecret(decoded) : decoded;
+      });
+    }
+    res.json({ nodeId, ...out });
+  });
+
+  app.get('/v1/bootstrap', (req, res) => {
+    const q = req.query as Record<string, string | undefined>;
+    const details: { path: string; message: string }[] = [];
+    const need = (k: string) => {
+      if (!q[k]) details.push({ path: k, message: 'required' });
+      return q[k] ?? '';
+    };
+    const port = (k: string, dflt?: number) => {
+      if (q[k] === undefined) {
+        if (dflt === undefined) details.push({ path: k, message: 'required' });
+        return dflt ?? 0;
+      }
+      const n = Number(q[k]);
+      if (!Number.isInteger(n) || n < 1 || n > 65535)
+        details.push({ path: k, message: 'must be a port number' });
+      return n;
+    };
+    const service = need('service');
+    const address = need('address');
+    const appPort = port('appPort');
+    const inboundPort = port('inboundPort', 15006);
+    const adminPort = port('adminPort', 9901);
+    const apiType = q.apiType ?? 'DELTA_GRPC';
+    if (apiType !== 'GRPC' && apiType !== 'DELTA_GRPC')
+      details.push({ path: 'apiType', message: 'GRPC or DELTA_GRPC' });
+    let labels: Record<string, string> = {};
+    try {
+      labels = parseLabelSelector(q.labels) ?? {};
+    } catch (err) {
+      details.push(...((err as ApiError).details ?? []));
+    }
+    if (details.length > 0) throw new ApiError('INVALID', 'invalid bootstrap parameters', details);
+    const nodeId = q.nodeId ?? `${service}-${address.replace(/[^0-9a-z]/gi, '-')}`;
+    const { token } = o.tokens.issue(service, o.tokenTtlSeconds ?? 365 * 86_400);
+    const options: BootstrapOptions = {
+      nodeId,
+      cluster: service,
+      metadata: { service, address, inboundPort, appPort, labels },
+      xdsAddress: q.xdsAddress ?? o.xdsAdvertise.address,
+      xdsPort: q.xdsPort ? Number(q.xdsPort) : o.xdsAdvertise.port,
+      apiType: apiType as AdsApiType,
+      adminAddress: q.adminAddress ?? address,
+      adminPort,
+      token,
+    };
+    res.type('application/yaml').send(toYaml(buildBootstrap(options)));
+  });
+
+  app.post('/v1/tokens', rawBody, (req, res) => {
+    const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    let body: { service?: unknown; ttl?: unknown };
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      throw new ApiError('INVALID', 'body must be JSON: {"service": "...", "ttl": "24h"}');
+    }
+    const details: { path: string; message: string }[] = [];
+    if (typeof body.service !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(body.service)) {
+      details.push({ path: 'service', message: 'a service name is required' });
+    }
+    let ttlSeconds = o.tokenTtlSeconds ?? 365 * 86_400;
+    if (body.ttl !== undefined) {
+      try {
+        ttlSeconds = Math.ceil(parseDurationMs(String(body.ttl)) / 1000);
+        if (ttlSeconds <= 0) throw new Error('not positive');
+      } catch {
+        details.push({ path: 'ttl', message: 'a positive duration such as 24h' });
+      }
+    }
+    if (details.length > 0) throw new ApiError('INVALID', 'invalid token request', details);
+    const { token, claims } = o.tokens.issue(body.service as string, ttlSeconds);
+    res.status(201).json({
+      token,
+      id: claims.id,
+      service: claims.service,
+      expiresAt: new Date(claims.expiresAt * 1000).toISOString(),
+    });
+  });
+
+  app.delete('/v1/tokens/:id', async (req, res) => {
+    await o.tokens.revoke(String(req.params.id));
+    res.json({ revoked: req.params.id });
+  });
+
+  app.post('/v1/instances/:name/heartbeat', async (req, res) => {
+    const r = await o.heartbeat(String(req.params.name));
+    if (!r) throw new ApiError('NOT_FOUND', `Instance "${req.params.name}" not found`);
+    res.json({ name: req.params.name, expiresAt: r.expiresAt?.toISOString() });
+  });
+
+  app.get('/v1/:kind', async (req, res) => {
+    const kind = kindOf(req);
+    const items = await o.store.list(kind, { labels: parseLabelSelector(req.query.labels) });
+    res.json({ kind, revision: await o.store.revision(), items });
+  });
+
+  app.get('/v1/:kind/:name', async (req, res) => {
+    const kind = kindOf(req);
+    const name = String(req.params.name);
+    const obj = await o.store.get(kind, name);
+    if (!obj) throw new ApiError('NOT_FOUND', `${kind} "${name}" not found`);
+    res.set('etag', `"${obj.resourceVersion}"`).json({ ...obj, status: statusFor(kind, name) });
+  });
+
+  app.put('/v1/:kind/:name', rawBody, async (req, res) => {
+    const kind = kindOf(req);
+    const name = String(req.params.name);
+    const doc = readSingleDocument(req.body, req.get('content-type'), kind, name);
+    const r = await o.store.put(doc, { ifMatch: ifMatchOf(req) });
+    res
+      .status(r.action === 'created' ? 201 : 200)
+      .set('etag', `"${r.object.resourceVersion}"`)
+      .json({ revision: r.revision, action: r.action, object: r.object });
+  });
+
+  app.delete('/v1/:kind/:name', async (req, res) => {
+    const kind = kindOf(req);
+    const r = await o.store.delete(kind, String(req.params.name), { ifMatch: ifMatchOf(req) });
+    res.json({ revision: r.revision, object: r.object });
+  });
+
+  app.use((req: Request) => {
+    throw new ApiError('NOT_FOUND', `no such endpoint: ${req.method} ${req.path}`);
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const apiError = toApiError(err);
+    if (apiError.code === 'INTERNAL') {
+      o.log.error(
+        { err: (err as Error)?.stack ?? String(err), method: req.method, path: req.path },
+        'request failed',
+      );
+    }
+    if (res.headersSent) return;
+    res.status(apiError.status).json(apiError.toJSON());
+  });
+  return app;
+}

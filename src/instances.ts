@@ -1,0 +1,155 @@
+// Instance lifecycles the store alone cannot keep: REST-registered instances with
+// a TTL (gone when heartbeats stop), and instances registered from a sidecar's
+// node metadata when it connects over ADS (gone a grace period after its stream).
+import type { Logger } from './log';
+import { type Instance, parseDurationMs, validateDocuments } from './model';
+import { NotFoundError, type Store, type StoredObject } from './registry';
+import type { ProxyStatus } from './xds';
+
+/** The label marking instances that a sidecar registered itself. */
+export const XDS_REGISTERED_LABEL = 'meshplane.io/registered-by';
+
+export interface InstanceLifecycleOptions {
+  readonly store: Store;
+  readonly log: Logger;
+  /** How long an ADS-registered instance outlives its stream (default 10 s). */
+  readonly disconnectGraceMs?: number;
+  /** How often TTLs are checked (default 500 ms). */
+  readonly reapIntervalMs?: number;
+  readonly now?: () => number;
+}
+
+/** A node id as an object name: lower-case DNS label. */
+export function instanceNameFor(nodeId: string): string {
+  const s = nodeId
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/g, '');
+  return s || 'proxy';
+}
+
+/** The Instance a sidecar's node metadata describes, or the reasons it describes none. */
+export function instanceFromNode(
+  nodeId: string,
+  metadata: Record<string, unknown>,
+): { ok: true; value: Instance } | { ok: false; errors: string[] } {
+  const doc = {
+    kind: 'Instance',
+    name: instanceNameFor(nodeId),
+    labels: { [XDS_REGISTERED_LABEL]: 'xds' },
+    spec: {
+      service: metadata.service,
+      address: metadata.address,
+      port: metadata.inboundPort,
+      ...(metadata.labels && typeof metadata.labels === 'object' && Object.keys(metadata.labels).length > 0
+        ? { labels: metadata.labels }
+        : {}),
+      ...(metadata.locality ? { locality: metadata.locality } : {}),
+    },
+  };
+  const r = validateDocuments([doc]);
+  if (!r.ok) return { ok: false, errors: r.errors.map((e) => `node.metadata ${e.path}: ${e.message}`) };
+  return { ok: true, value: r.value[0] as Instance };
+}
+
+export class InstanceLifecycle {
+  private readonly lastSeen = new Map<string, number>();
+  private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  private readonly reaper: NodeJS.Timeout;
+  private readonly now: () => number;
+  private readonly startedAt: number;
+  private reaping = false;
+
+  constructor(private readonly o: InstanceLifecycleOptions) {
+    this.now = o.now ?? Date.now;
+    this.startedAt = this.now();
+    this.reaper = setInterval(() => void this.reap(), o.reapIntervalMs ?? 500);
+    this.reaper.unref();
+  }
+
+  /** Renews a TTL instance; undefined when it does not exist. */
+  async heartbeat(name: string): Promise<{ expiresAt: Date | undefined } | undefined> {
+    const inst = await this.o.store.get('Instance', name);
+    if (!inst) return undefined;
+    const at = this.now();
+    this.lastSeen.set(name, at);
+    return { expiresAt: inst.spec.ttl ? new Date(at + parseDurationMs(inst.spec.ttl)) : undefined };
+  }
+
+  /** A sidecar connected: register (or refresh) its instance from the node metadata. */
+  async proxyConnected(p: ProxyStatus): Promise<void> {
+    const name = instanceNameFor(p.nodeId);
+    const timer = this.graceTimers.get(name);
+    if (timer) clearTimeout(timer);
+    this.graceTimers.delete(name);
+    const inst = instanceFromNode(p.nodeId, p.metadata);
+    if (!inst.ok) {
+      this.o.log.warn(
+        { nodeId: p.nodeId, problems: inst.errors },
+        'proxy metadata describes no instance; not registered',
+      );
+      return;
+    }
+    try {
+      const r = await this.o.store.apply([inst.value]);
+      this.o.log.info(
+        { nodeId: p.nodeId, instance: name, action: r.changes[0]?.action },
+        'instance registered from node metadata',
+      );
+    } catch (err) {
+      this.o.log.error({ nodeId: p.nodeId, err: (err as Error).message }, 'instance registration failed');
+    }
+  }
+
+  /** A sidecar's stream ended: remove its instance after the grace period, unless it is back. */
+  proxyDisconnected(p: ProxyStatus, isBack: () => boolean): void {
+    const name = instanceNameFor(p.nodeId);
+    const timer = setTimeout(async () => {
+      this.graceTimers.delete(name);
+      if (isBack()) return;
+      const inst = await this.o.store.get('Instance', name);
+      if (!inst || inst.labels?.[XDS_REGISTERED_LABEL] !== 'xds') return;
+      await this.remove(inst, 'stream gone');
+    }, this.o.disconnectGraceMs ?? 10_000);
+    timer.unref();
+    this.graceTimers.set(name, timer);
+  }
+
+  private async remove(inst: StoredObject<Instance>, why: string): Promise<void> {
+    try {
+      await this.o.store.delete('Instance', inst.name, { ifMatch: inst.resourceVersion });
+      this.lastSeen.delete(inst.name);
+      this.o.log.info({ instance: inst.name, why }, 'instance deregistered');
+    } catch (err) {
+      // Changed or deleted meanwhile: the next pass looks again.
+      if (!(err instanceof NotFoundError))
+        this.o.log.debug({ instance: inst.name, err: (err as Error).message }, 'deregistration skipped');
+    }
+  }
+
+  /** Deletes TTL instances whose last heartbeat (or write) is older than their TTL. */
+  private async reap(): Promise<void> {
+    if (this.reaping) return;
+    this.reaping = true;
+    try {
+      const now = this.now();
+      for (const inst of await this.o.store.list('Instance')) {
+        if (!inst.spec.ttl) continue;
+        const seen = Math.max(this.lastSeen.get(inst.name) ?? 0, Date.parse(inst.updatedAt), this.startedAt);
+        if (now - seen > parseDurationMs(inst.spec.ttl)) await this.remove(inst, 'ttl expired');
+      }
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'instance reaper failed');
+    } finally {
+      this.reaping = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.reaper);
+    for (const t of this.graceTimers.values()) clearTimeout(t);
+    this.graceTimers.clear();
+  }
+}

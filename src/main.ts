@@ -1,0 +1,160 @@
+// Wires the control plane together: store, xDS cache and ADS server, REST API,
+// instance lifecycles, metrics. The only module that knows all of them.
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import packageJson from '../package.json';
+import { createApiApp } from './api/app';
+import { InstanceLifecycle } from './instances';
+import type { Logger } from './log';
+import { createSqliteStore, type Store } from './registry';
+import { TokenService } from './sds/tokens';
+import { AdsServer, type ProxyStatus, XdsCache } from './xds';
+
+export const VERSION: string = packageJson.version;
+
+export interface ControlPlaneConfig {
+  readonly httpAddress: string;
+  readonly xdsAddress: string;
+  readonly dataDir: string;
+  readonly store: 'sqlite' | 'postgres';
+  readonly postgresUrl?: string;
+  /** From MESHPLANE_ADMIN_TOKEN; else read from (or generated into) <dataDir>/admin-token. */
+  readonly adminToken?: string;
+  readonly readsRequireToken: boolean;
+  /** What bootstraps tell sidecars to dial (host:port); default: the xDS address, 0.0.0.0 as 127.0.0.1. */
+  readonly xdsAdvertiseAddress?: string;
+  readonly instanceGraceMs: number;
+  readonly log: Logger;
+}
+
+export interface ControlPlane {
+  readonly httpPort: number;
+  readonly xdsPort: number;
+  readonly store: Store;
+  readonly ads: AdsServer;
+  readonly cache: XdsCache;
+  readonly adminToken: string;
+  close(): Promise<void>;
+}
+
+/** Splits `host:port` (IPv6 in brackets); throws naming the flag on a bad value. */
+export function parseHostPort(value: string, flag: string): { host: string; port: number } {
+  const m = value.match(/^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new Error(`${flag}: expected host:port, got "${value}"`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+/** The admin token: the configured one, else the one in the data dir, else a new one written there (0600). */
+export function loadAdminToken(dataDir: string, configured?: string): string {
+  if (configured) return configured;
+  const file = path.join(dataDir, 'admin-token');
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const token = randomBytes(24).toString('base64url');
+  fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
+  return token;
+}
+
+export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlPlane> {
+  const log = c.log;
+  if (c.store === 'postgres') {
+    throw new Error(
+      '--store postgres: the PostgreSQL store is not available in this version; use --store sqlite',
+    );
+  }
+  fs.mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+  const adminToken = loadAdminToken(c.dataDir, c.adminToken);
+  const store = createSqliteStore({ dataDir: c.dataDir });
+  const tokens = await TokenService.open(store);
+  const cache = new XdsCache();
+  const ads = new AdsServer({ cache, log: log.child({ module: 'xds' }) });
+  const instances = new InstanceLifecycle({
+    store,
+    log: log.child({ module: 'instances' }),
+    disconnectGraceMs: c.instanceGraceMs,
+  });
+  ads.on('connect', (p: ProxyStatus) => void instances.proxyConnected(p));
+  ads.on('disconnect', (p: ProxyStatus) =>
+    instances.proxyDisconnected(p, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined),
+  );
+
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'meshplane_process_' });
+  new Gauge({
+    name: 'meshplane_connected_proxies',
+    help: 'ADS streams currently open',
+    registers: [metrics],
+    collect() {
+      this.set(ads.connectedCount);
+    },
+  });
+  new Gauge({
+    name: 'meshplane_store_revision',
+    help: 'the mesh revision of the store',
+    registers: [metrics],
+    async collect() {
+      this.set(await store.revision());
+    },
+  });
+
+  const xds = parseHostPort(c.xdsAddress, '--xds-address');
+  const xdsPort = await ads.listen(c.xdsAddress);
+  let xdsListening = true;
+  const advertise = c.xdsAdvertiseAddress
+    ? parseHostPort(c.xdsAdvertiseAddress, '--xds-advertise-address')
+    : { host: xds.host === '0.0.0.0' || xds.host === '::' ? '127.0.0.1' : xds.host, port: xdsPort };
+
+  let storeOpen = true;
+  const app = createApiApp({
+    store,
+    ads,
+    cache,
+    tokens,
+    heartbeat: (name) => instances.heartbeat(name),
+    adminToken,
+    readsRequireToken: c.readsRequireToken,
+    xdsAdvertise: { address: advertise.host, port: advertise.port },
+    metrics,
+    ready: () => storeOpen && xdsListening,
+    log: log.child({ module: 'api' }),
+    version: VERSION,
+  });
+  const httpAddr = parseHostPort(c.httpAddress, '--http-address');
+  const server = http.createServer(app);
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(httpAddr.port, httpAddr.host, () => resolve());
+  });
+  const httpPort = (server.address() as AddressInfo).port;
+  log.info(
+    { http: `${httpAddr.host}:${httpPort}`, xds: `${xds.host}:${xdsPort}`, dataDir: c.dataDir },
+    'meshplane serving',
+  );
+
+  return {
+    httpPort,
+    xdsPort,
+    store,
+    ads,
+    cache,
+    adminToken,
+    async close() {
+      xdsListening = false;
+      instances.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      });
+      await ads.shutdown(5_000);
+      storeOpen = false;
+      await store.close();
+    },
+  };
+}
