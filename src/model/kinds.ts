@@ -139,9 +139,26 @@ const headerMatchSchema = z
   })
   .superRefine(oneOf(['exact', 'prefix', 'regex', 'present']));
 
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'PATCH',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+] as const;
+
 const routeMatchSchema = z.strictObject({
   path: pathMatchSchema.optional(),
   headers: z.record(headerNameSchema, headerMatchSchema).optional(),
+  methods: z.array(z.enum(HTTP_METHODS)).min(1).optional().meta({ description: 'any of these methods' }),
+  query: z
+    .record(z.string().min(1).max(128), headerMatchSchema)
+    .optional()
+    .meta({ description: 'query parameters, matched like headers' }),
 });
 
 /** A set of a service's instances, chosen by their labels; absent = all of them. */
@@ -150,6 +167,9 @@ const subsetSchema = labelsSchema.meta({
 });
 
 const backendSchema = z.strictObject({
+  service: nameSchema
+    .optional()
+    .meta({ description: "another service to send to; default: the route's own service" }),
   subset: subsetSchema.optional(),
   weight: countSchema.optional(),
 });
@@ -181,6 +201,7 @@ const httpRouteSchema = z
     backends: z.array(backendSchema).min(1, { error: 'at least one backend' }),
     mirror: z
       .strictObject({
+        service: nameSchema.optional(),
         subset: subsetSchema.optional(),
         percent: percentSchema.default(100),
       })
@@ -191,6 +212,12 @@ const httpRouteSchema = z
         attempts: countSchema,
         perTryTimeout: positiveDurationSchema.optional(),
         on: z.array(z.enum(RETRY_ON)).min(1).optional(),
+        backoff: z
+          .strictObject({
+            base: positiveDurationSchema,
+            max: positiveDurationSchema.optional().meta({ description: 'default: 10 times base' }),
+          })
+          .optional(),
       })
       .optional(),
     fault: z

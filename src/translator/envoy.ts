@@ -1,0 +1,60 @@
+// Small builders for Envoy proto objects (field names as in the protos), shared
+// by the translator. Pure.
+
+export const TYPE = {
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
+  localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
+  httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+} as const;
+
+export const FILTER = {
+  hcm: 'envoy.filters.network.http_connection_manager',
+  tcpProxy: 'envoy.filters.network.tcp_proxy',
+  router: 'envoy.filters.http.router',
+  fault: 'envoy.filters.http.fault',
+  localRateLimit: 'envoy.filters.http.local_ratelimit',
+} as const;
+
+export type Obj = Record<string, unknown>;
+
+/** google.protobuf.Duration from milliseconds. */
+export function duration(ms: number): { seconds: number; nanos: number } {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+/** A wrapper type (UInt32Value...). */
+export function wrap<T>(value: T): { value: T } {
+  return { value };
+}
+
+/** A percentage (0..100, fractions allowed) as a FractionalPercent per million. */
+export function fractionalPercent(percent: number): { numerator: number; denominator: string } {
+  return { numerator: Math.round(percent * 10_000), denominator: 'MILLION' };
+}
+
+/** Every ConfigSource is ADS with an explicit V3 (XDS-PROTOCOL.md 6.5). */
+export function adsConfigSource(): Obj {
+  return { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: duration(15_000) };
+}
+
+export function socketAddress(address: string, port: number): Obj {
+  return { socket_address: { address, port_value: port } };
+}
+
+/** HTTP/2 to the upstream (http2 and grpc services). */
+export function http2ProtocolOptions(): Obj {
+  return {
+    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+      '@type': TYPE.httpProtocolOptions,
+      explicit_http_config: { http2_protocol_options: {} },
+    },
+  };
+}
+
+export function routerFilter(): Obj {
+  return { name: FILTER.router, typed_config: { '@type': TYPE.router } };
+}

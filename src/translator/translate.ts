@@ -1,0 +1,695 @@
+// Translates a mesh snapshot and one proxy's identity into its Envoy Listeners,
+// Clusters, RouteConfigurations and ClusterLoadAssignments. Pure: no I/O, no
+// clock. Pieces shared by many proxies (clusters, route configurations, CLAs)
+// are built once per snapshot and returned as the same objects, so that callers
+// can encode each once. Mapping: shared/design/MESH-MODEL.md.
+import {
+  type DestinationPolicy,
+  type Instance,
+  type MeshObject,
+  parseDurationMs,
+  type Service,
+  type TrafficRoute,
+} from '../model';
+import {
+  adsConfigSource,
+  duration,
+  FILTER,
+  fractionalPercent,
+  http2ProtocolOptions,
+  type Obj,
+  routerFilter,
+  socketAddress,
+  TYPE,
+  wrap,
+} from './envoy';
+import {
+  BLACKHOLE_CLUSTER,
+  inboundClusterName,
+  inboundListenerName,
+  outboundClusterName,
+  outboundListenerName,
+  outboundRouteName,
+  statPrefix,
+  subsetName,
+} from './names';
+import type { MeshSnapshot, ProxyIdentity } from './snapshot';
+
+export interface ProxyResources {
+  readonly listeners: Obj[];
+  readonly clusters: Obj[];
+  readonly routes: Obj[];
+  readonly endpoints: Obj[];
+}
+
+/** Something an operator should know about an object: a missing reference, an ignored setting. */
+export interface Warning {
+  readonly kind: MeshObject['kind'];
+  readonly name: string;
+  readonly message: string;
+}
+
+type Labels = Readonly<Record<string, string>>;
+
+const HTTP_PROTOCOLS = new Set(['http', 'http2', 'grpc']);
+
+function isHttp(s: Service): boolean {
+  return HTTP_PROTOCOLS.has(s.spec.protocol);
+}
+
+function matches(labels: Labels | undefined, selector: Labels): boolean {
+  for (const [k, v] of Object.entries(selector)) if (labels?.[k] !== v) return false;
+  return true;
+}
+
+function localityKey(l: ProxyIdentity['locality']): string {
+  return l ? `${l.region ?? ''}/${l.zone ?? ''}/${l.subZone ?? ''}` : '';
+}
+
+/** A backend reference resolved against the snapshot. */
+type Target = { ok: true; cluster: string } | { ok: false; reason: string };
+
+/**
+ * Translation of one snapshot. Create one per revision; translate() each proxy.
+ * Shared pieces are memoized inside.
+ */
+export class MeshTranslator {
+  private readonly subsets = new Map<string, Map<string, Labels>>();
+  private readonly clusterMemo = new Map<string, Obj[]>();
+  private readonly routeMemo = new Map<number, Obj>();
+  private readonly claMemo = new Map<string, Obj>();
+  private readonly blackhole: Obj;
+  private readonly portPlan: ReadonlyMap<number, { http: Service[]; tcp?: Service }>;
+  readonly warnings: Warning[] = [];
+
+  constructor(readonly snapshot: MeshSnapshot) {
+    this.blackhole = {
+      name: BLACKHOLE_CLUSTER,
+      type: 'STATIC',
+      connect_timeout: duration(1_000),
+      load_assignment: { cluster_name: BLACKHOLE_CLUSTER, endpoints: [] },
+    };
+    this.collectSubsets();
+    this.portPlan = this.planPorts();
+    this.analyze();
+  }
+
+  /** Everything one proxy gets. */
+  translate(proxy: ProxyIdentity): ProxyResources {
+    const listeners: Obj[] = [];
+    const clusters: Obj[] = [this.blackhole];
+    const routes: Obj[] = [];
+    for (const name of [...this.snapshot.services.keys()].sort()) {
+      const svc = this.snapshot.services.get(name)!;
+      if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
+      clusters.push(...this.serviceClusters(svc));
+    }
+    const reserved = new Set([...proxy.reservedPorts, ...(proxy.inboundPort ? [proxy.inboundPort] : [])]);
+    for (const [port, plan] of [...this.portPlan.entries()].sort((a, b) => a[0] - b[0])) {
+      if (reserved.has(port) && proxy.outboundAddress === proxy.address) continue;
+      if (plan.http.length > 0) {
+        listeners.push(this.httpOutboundListener(proxy, port));
+        routes.push(this.routeConfig(port));
+      } else if (plan.tcp) {
+        listeners.push(this.tcpOutboundListener(proxy, plan.tcp));
+      }
+    }
+    const inbound = this.inbound(proxy);
+    if (inbound) {
+      listeners.unshift(inbound.listener);
+      clusters.push(inbound.cluster);
+    }
+    return { listeners, clusters, routes, endpoints: this.endpoints(proxy) };
+  }
+
+  /** Only the ClusterLoadAssignments (the instance fast path). */
+  endpoints(proxy: ProxyIdentity): Obj[] {
+    const out: Obj[] = [];
+    for (const name of [...this.snapshot.services.keys()].sort()) {
+      const svc = this.snapshot.services.get(name)!;
+      if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
+      out.push(this.cla(svc, '', {}, proxy.locality));
+      for (const [sub, labels] of this.subsets.get(name) ?? [])
+        out.push(this.cla(svc, sub, labels, proxy.locality));
+    }
+    return out;
+  }
+
+  // --- analysis ---------------------------------------------------------
+
+  private warn(o: { kind: MeshObject['kind']; name: string }, message: string): void {
+    this.warnings.push({ kind: o.kind, name: o.name, message });
+  }
+
+  /** Every subset some route sends to (or mirrors to), per service. */
+  private collectSubsets(): void {
+    for (const routes of this.snapshot.routesByService.values()) {
+      for (const tr of routes) {
+        for (const rule of tr.spec.http) {
+          const refs = [...rule.backends, ...(rule.mirror ? [rule.mirror] : [])];
+          for (const b of refs) {
+            if (!b.subset || Object.keys(b.subset).length === 0) continue;
+            const svc = b.service ?? tr.spec.service;
+            let m = this.subsets.get(svc);
+            if (!m) {
+              m = new Map();
+              this.subsets.set(svc, m);
+            }
+            m.set(subsetName(b.subset), b.subset);
+          }
+        }
+      }
+    }
+  }
+
+  /** Which services own each port: HTTP services share a listener; one TCP service may take a port alone. */
+  private planPorts(): Map<number, { http: Service[]; tcp?: Service }> {
+    const plan = new Map<number, { http: Service[]; tcp?: Service }>();
+    for (const name of [...this.snapshot.services.keys()].sort()) {
+      const svc = this.snapshot.services.get(name)!;
+      let p = plan.get(svc.spec.port);
+      if (!p) {
+        p = { http: [] };
+        plan.set(svc.spec.port, p);
+      }
+      if (isHttp(svc)) p.http.push(svc);
+      else if (!p.tcp) p.tcp = svc;
+      else
+        this.warn(
+          svc,
+          `port ${svc.spec.port} is already taken by tcp service "${p.tcp.name}"; this service gets no listener`,
+        );
+    }
+    for (const [port, p] of plan) {
+      if (p.tcp && p.http.length > 0) {
+        this.warn(
+          p.tcp,
+          `port ${port} is shared with http services (${p.http.map((s) => s.name).join(', ')}); this tcp service gets no listener`,
+        );
+        p.tcp = undefined;
+      }
+    }
+    return plan;
+  }
+
+  private analyze(): void {
+    const s = this.snapshot;
+    for (const [svc, routes] of s.routesByService) {
+      const service = s.services.get(svc);
+      for (const tr of routes) {
+        if (!service) {
+          this.warn(tr, `service "${svc}" does not exist; this route has no effect until it does`);
+          continue;
+        }
+        if (!isHttp(service))
+          this.warn(tr, `service "${svc}" is ${service.spec.protocol}; http routes do not apply`);
+        for (const [i, rule] of tr.spec.http.entries()) {
+          const refs = [
+            ...rule.backends.map((b, j) => ({ ref: b, at: `spec.http[${i}].backends[${j}]` })),
+            ...(rule.mirror ? [{ ref: rule.mirror, at: `spec.http[${i}].mirror` }] : []),
+          ];
+          for (const { ref, at } of refs) {
+            const target = ref.service ?? svc;
+            const ts = s.services.get(target);
+            if (!ts) {
+              this.warn(tr, `${at}: service "${target}" does not exist; requests get 503`);
+            } else if (!isHttp(ts)) {
+              this.warn(tr, `${at}: service "${target}" is tcp; requests get 503`);
+            } else if (
+              ref.subset &&
+              !(s.instancesByService.get(target) ?? []).some((inst) => matches(inst.spec.labels, ref.subset!))
+            ) {
+              this.warn(
+                tr,
+                `${at}: subset ${subsetName(ref.subset)} of "${target}" matches no instance; requests get 503`,
+              );
+            }
+          }
+        }
+        if (routes.length > 1 && tr !== routes[0]) {
+          this.warn(
+            tr,
+            `several TrafficRoutes target "${svc}"; their rules are tried in name order (${routes.map((r) => r.name).join(', ')})`,
+          );
+        }
+      }
+    }
+    for (const [svc, policies] of s.policiesByService) {
+      if (!s.services.has(svc)) for (const p of policies) this.warn(p, `service "${svc}" does not exist`);
+      for (const p of policies.slice(1)) {
+        this.warn(
+          p,
+          `DestinationPolicy "${policies[0].name}" already applies to "${svc}"; this one is ignored`,
+        );
+      }
+      const p = policies[0];
+      if (p.spec.localityFailover && !p.spec.outlierDetection && !p.spec.healthCheck) {
+        this.warn(p, 'localityFailover needs outlierDetection or healthCheck to notice failures');
+      }
+    }
+    for (const [svc, instances] of s.instancesByService) {
+      if (!s.services.has(svc))
+        for (const inst of instances) this.warn(inst, `service "${svc}" does not exist`);
+    }
+  }
+
+  private policy(service: string): DestinationPolicy | undefined {
+    return this.snapshot.policiesByService.get(service)?.[0];
+  }
+
+  // --- clusters ---------------------------------------------------------
+
+  /** The service's clusters: all instances, and one per subset that routes use. */
+  private serviceClusters(svc: Service): Obj[] {
+    const memo = this.clusterMemo.get(svc.name);
+    if (memo) return memo;
+    const out = [this.cluster(svc, '')];
+    for (const sub of this.subsets.get(svc.name)?.keys() ?? []) out.push(this.cluster(svc, sub));
+    this.clusterMemo.set(svc.name, out);
+    return out;
+  }
+
+  private cluster(svc: Service, subset: string): Obj {
+    const name = outboundClusterName(svc.name, svc.spec.port, subset);
+    const p = this.policy(svc.name)?.spec;
+    const c: Obj = {
+      name,
+      type: 'EDS',
+      eds_cluster_config: { eds_config: adsConfigSource(), service_name: name },
+      connect_timeout: duration(5_000),
+    };
+    if (svc.spec.protocol === 'http2' || svc.spec.protocol === 'grpc')
+      c.typed_extension_protocol_options = http2ProtocolOptions();
+    if (p?.loadBalancer) {
+      c.lb_policy = {
+        round_robin: 'ROUND_ROBIN',
+        least_request: 'LEAST_REQUEST',
+        random: 'RANDOM',
+        ring_hash: 'RING_HASH',
+        maglev: 'MAGLEV',
+      }[p.loadBalancer.type];
+    }
+    if (p?.circuitBreaker) {
+      const cb = p.circuitBreaker;
+      c.circuit_breakers = {
+        thresholds: [
+          {
+            priority: 'DEFAULT',
+            ...(cb.maxConnections !== undefined ? { max_connections: wrap(cb.maxConnections) } : {}),
+            ...(cb.maxPendingRequests !== undefined
+              ? { max_pending_requests: wrap(cb.maxPendingRequests) }
+              : {}),
+            ...(cb.maxRequests !== undefined ? { max_requests: wrap(cb.maxRequests) } : {}),
+            ...(cb.maxRetries !== undefined ? { max_retries: wrap(cb.maxRetries) } : {}),
+          },
+        ],
+      };
+    }
+    if (p?.outlierDetection) {
+      const od = p.outlierDetection;
+      c.outlier_detection = {
+        ...(od.consecutive5xx !== undefined ? { consecutive_5xx: wrap(od.consecutive5xx) } : {}),
+        ...(od.interval ? { interval: duration(parseDurationMs(od.interval)) } : {}),
+        ...(od.baseEjectionTime
+          ? { base_ejection_time: duration(parseDurationMs(od.baseEjectionTime)) }
+          : {}),
+        ...(od.maxEjectionPercent !== undefined ? { max_ejection_percent: wrap(od.maxEjectionPercent) } : {}),
+      };
+    }
+    if (p?.healthCheck) {
+      const hc = p.healthCheck;
+      c.health_checks = [
+        {
+          timeout: duration(parseDurationMs(hc.timeout)),
+          interval: duration(parseDurationMs(hc.interval)),
+          unhealthy_threshold: wrap(hc.unhealthyThreshold),
+          healthy_threshold: wrap(hc.healthyThreshold),
+          ...(hc.http
+            ? {
+                http_health_check: {
+                  path: hc.http.path,
+                  host: svc.name,
+                  ...(svc.spec.protocol === 'http' ? {} : { codec_client_type: 'HTTP2' }),
+                },
+              }
+            : { tcp_health_check: {} }),
+        },
+      ];
+    }
+    return c;
+  }
+
+  // --- endpoints --------------------------------------------------------
+
+  private cla(svc: Service, subset: string, labels: Labels, caller: ProxyIdentity['locality']): Obj {
+    const failover = this.policy(svc.name)?.spec.localityFailover === true;
+    const key = `${svc.name}|${subset}|${failover ? localityKey(caller) : ''}`;
+    const memo = this.claMemo.get(key);
+    if (memo) return memo;
+    const name = outboundClusterName(svc.name, svc.spec.port, subset);
+    const groups = new Map<string, { locality?: Instance['spec']['locality']; instances: Instance[] }>();
+    for (const inst of this.snapshot.instancesByService.get(svc.name) ?? []) {
+      // Unhealthy and draining instances get no new traffic.
+      if (inst.spec.health !== 'healthy' || !matches(inst.spec.labels, labels)) continue;
+      const k = localityKey(inst.spec.locality);
+      let g = groups.get(k);
+      if (!g) {
+        g = { locality: inst.spec.locality, instances: [] };
+        groups.set(k, g);
+      }
+      g.instances.push(inst);
+    }
+    const endpoints = [...groups.entries()]
+      .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .map(([, g]) => ({
+        ...(g.locality
+          ? {
+              locality: {
+                region: g.locality.region ?? '',
+                zone: g.locality.zone ?? '',
+                sub_zone: g.locality.subZone ?? '',
+              },
+            }
+          : {}),
+        lb_endpoints: g.instances.map((inst) => ({
+          endpoint: { address: socketAddress(inst.spec.address, inst.spec.port) },
+          health_status: 'HEALTHY',
+        })),
+        ...(failover ? { priority: failoverPriority(caller, g.locality) } : {}),
+      }));
+    if (failover) {
+      // Priorities must be dense (0, 1, ...): renumber the levels present.
+      const levels = [...new Set(endpoints.map((e) => e.priority as number))].sort((a, b) => a - b);
+      for (const e of endpoints) (e as Obj).priority = levels.indexOf(e.priority as number);
+    }
+    const out: Obj = { cluster_name: name, endpoints };
+    this.claMemo.set(key, out);
+    return out;
+  }
+
+  // --- routes -----------------------------------------------------------
+
+  private resolve(from: string, ref: { service?: string; subset?: Labels }): Target {
+    const target = ref.service ?? from;
+    const svc = this.snapshot.services.get(target);
+    if (!svc) return { ok: false, reason: `service "${target}" does not exist` };
+    if (!isHttp(svc)) return { ok: false, reason: `service "${target}" is not an http service` };
+    return { ok: true, cluster: outboundClusterName(target, svc.spec.port, subsetName(ref.subset)) };
+  }
+
+  private routeConfig(port: number): Obj {
+    const memo = this.routeMemo.get(port);
+    if (memo) return memo;
+    const services = this.portPlan.get(port)?.http ?? [];
+    const vhosts = services.map((svc) => {
+      const domains = [svc.name, `${svc.name}:${port}`, `${svc.name}.mesh`, `${svc.name}.mesh:${port}`];
+      // The only service on its port also answers any Host (e.g. localhost:port).
+      if (services.length === 1) domains.push('*');
+      const routes: Obj[] = [];
+      for (const tr of this.snapshot.routesByService.get(svc.name) ?? []) {
+        for (const rule of tr.spec.http) routes.push(this.route(svc, rule));
+      }
+      routes.push({
+        name: 'default',
+        match: { prefix: '/' },
+        route: { cluster: outboundClusterName(svc.name, port) },
+      });
+      return { name: svc.name, domains, routes };
+    });
+    const rc: Obj = { name: outboundRouteName(port), virtual_hosts: vhosts, validate_clusters: wrap(false) };
+    this.routeMemo.set(port, rc);
+    return rc;
+  }
+
+  private route(svc: Service, rule: TrafficRoute['spec']['http'][number]): Obj {
+    const r: Obj = { match: routeMatch(rule.match) };
+    const targets = rule.backends
+      .map((b) => ({ target: this.resolve(svc.name, b), weight: b.weight ?? 1 }))
+      .filter((t) => t.weight > 0);
+    const action: Obj = {};
+    if (targets.length === 1 && !targets[0].target.ok) {
+      r.direct_response = {
+        status: 503,
+        body: { inline_string: `meshplane: ${targets[0].target.reason}\n` },
+      };
+    } else {
+      if (targets.length === 1 && targets[0].target.ok) action.cluster = targets[0].target.cluster;
+      else {
+        action.weighted_clusters = {
+          clusters: targets.map((t) => ({
+            name: t.target.ok ? t.target.cluster : BLACKHOLE_CLUSTER,
+            weight: wrap(t.weight),
+          })),
+        };
+      }
+      if (rule.timeout !== undefined) action.timeout = duration(parseDurationMs(rule.timeout));
+      if (rule.retries) {
+        const rt = rule.retries;
+        action.retry_policy = {
+          retry_on: (rt.on ?? ['5xx', 'reset', 'connect-failure']).join(','),
+          num_retries: wrap(rt.attempts),
+          ...(rt.perTryTimeout ? { per_try_timeout: duration(parseDurationMs(rt.perTryTimeout)) } : {}),
+          ...(rt.backoff
+            ? {
+                retry_back_off: {
+                  base_interval: duration(parseDurationMs(rt.backoff.base)),
+                  max_interval: duration(
+                    rt.backoff.max ? parseDurationMs(rt.backoff.max) : 10 * parseDurationMs(rt.backoff.base),
+                  ),
+                },
+              }
+            : {}),
+        };
+      }
+      if (rule.mirror) {
+        const m = this.resolve(svc.name, rule.mirror);
+        if (m.ok) {
+          action.request_mirror_policies = [
+            {
+              cluster: m.cluster,
+              runtime_fraction: { default_value: fractionalPercent(rule.mirror.percent) },
+            },
+          ];
+        }
+      }
+      r.route = action;
+    }
+    const req = rule.headers?.request;
+    const res = rule.headers?.response;
+    if (req) Object.assign(r, headerEdits(req, 'request'));
+    if (res) Object.assign(r, headerEdits(res, 'response'));
+    if (rule.fault) {
+      const f = rule.fault;
+      r.typed_per_filter_config = {
+        [FILTER.fault]: {
+          '@type': TYPE.fault,
+          ...(f.delay
+            ? {
+                delay: {
+                  fixed_delay: duration(parseDurationMs(f.delay.duration)),
+                  percentage: fractionalPercent(f.delay.percent),
+                },
+              }
+            : {}),
+          ...(f.abort
+            ? { abort: { http_status: f.abort.status, percentage: fractionalPercent(f.abort.percent) } }
+            : {}),
+        },
+      };
+    }
+    return r;
+  }
+
+  // --- listeners --------------------------------------------------------
+
+  private httpOutboundListener(proxy: ProxyIdentity, port: number): Obj {
+    const name = outboundListenerName(port);
+    return {
+      name,
+      address: socketAddress(proxy.outboundAddress, port),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [
+        {
+          filters: [
+            {
+              name: FILTER.hcm,
+              typed_config: {
+                '@type': TYPE.hcm,
+                stat_prefix: statPrefix(name),
+                rds: { route_config_name: outboundRouteName(port), config_source: adsConfigSource() },
+                http_filters: [{ name: FILTER.fault, typed_config: { '@type': TYPE.fault } }, routerFilter()],
+              },
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  private tcpOutboundListener(proxy: ProxyIdentity, svc: Service): Obj {
+    const name = outboundListenerName(svc.spec.port);
+    return {
+      name,
+      address: socketAddress(proxy.outboundAddress, svc.spec.port),
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [
+        {
+          filters: [
+            {
+              name: FILTER.tcpProxy,
+              typed_config: {
+                '@type': TYPE.tcpProxy,
+                stat_prefix: statPrefix(name),
+                cluster: outboundClusterName(svc.name, svc.spec.port),
+              },
+            },
+          ],
+        },
+      ],
+    };
+  }
+
+  /** The inbound side: a listener on the pod's inbound port forwarding to the local app. */
+  private inbound(proxy: ProxyIdentity): { listener: Obj; cluster: Obj } | undefined {
+    if (!proxy.service || !proxy.inboundPort || !proxy.appPort) return undefined;
+    const svc = this.snapshot.services.get(proxy.service);
+    const protocol = svc?.spec.protocol ?? 'http';
+    const clusterName = inboundClusterName(proxy.service, proxy.appPort);
+    const cluster: Obj = {
+      name: clusterName,
+      type: 'STATIC',
+      connect_timeout: duration(1_000),
+      load_assignment: {
+        cluster_name: clusterName,
+        endpoints: [
+          { lb_endpoints: [{ endpoint: { address: socketAddress(proxy.appAddress, proxy.appPort) } }] },
+        ],
+      },
+      ...(protocol === 'http2' || protocol === 'grpc'
+        ? { typed_extension_protocol_options: http2ProtocolOptions() }
+        : {}),
+    };
+    const name = inboundListenerName(proxy.inboundPort);
+    let filter: Obj;
+    if (protocol === 'tcp') {
+      filter = {
+        name: FILTER.tcpProxy,
+        typed_config: { '@type': TYPE.tcpProxy, stat_prefix: statPrefix(name), cluster: clusterName },
+      };
+    } else {
+      const rateLimit = this.policy(proxy.service)?.spec.rateLimit;
+      filter = {
+        name: FILTER.hcm,
+        typed_config: {
+          '@type': TYPE.hcm,
+          stat_prefix: statPrefix(name),
+          route_config: {
+            name,
+            virtual_hosts: [
+              {
+                name: 'inbound',
+                domains: ['*'],
+                // Timeouts are the caller's route's to enforce.
+                routes: [{ match: { prefix: '/' }, route: { cluster: clusterName, timeout: duration(0) } }],
+              },
+            ],
+          },
+          http_filters: [...(rateLimit ? [localRateLimitFilter(rateLimit)] : []), routerFilter()],
+        },
+      };
+    }
+    const listener: Obj = {
+      name,
+      address: socketAddress(proxy.address, proxy.inboundPort),
+      traffic_direction: 'INBOUND',
+      filter_chains: [{ filters: [filter] }],
+    };
+    return { listener, cluster };
+  }
+}
+
+/** Same zone: 0; same region: 1; elsewhere: 2 (Envoy fails over by priority). */
+function failoverPriority(caller: ProxyIdentity['locality'], at: Instance['spec']['locality']): number {
+  if (!caller || !at) return 0;
+  if (caller.region === at.region && caller.zone === at.zone) return 0;
+  if (caller.region === at.region) return 1;
+  return 2;
+}
+
+type HeaderMatch = { exact?: string; prefix?: string; regex?: string; present?: boolean };
+
+function stringMatch(m: HeaderMatch): Obj {
+  if (m.exact !== undefined) return { exact: m.exact };
+  if (m.prefix !== undefined) return { prefix: m.prefix };
+  return { safe_regex: { regex: m.regex } };
+}
+
+function routeMatch(match: TrafficRoute['spec']['http'][number]['match']): Obj {
+  const out: Obj = {};
+  const path = match?.path;
+  if (path?.exact !== undefined) out.path = path.exact;
+  else if (path?.regex !== undefined) out.safe_regex = { regex: path.regex };
+  else out.prefix = path?.prefix ?? '/';
+  const headers: Obj[] = [];
+  for (const [name, m] of Object.entries(match?.headers ?? {}).sort()) {
+    if (m.present !== undefined)
+      headers.push({ name, present_match: true, ...(m.present ? {} : { invert_match: true }) });
+    else headers.push({ name, string_match: stringMatch(m) });
+  }
+  if (match?.methods) {
+    headers.push(
+      match.methods.length === 1
+        ? { name: ':method', string_match: { exact: match.methods[0] } }
+        : { name: ':method', string_match: { safe_regex: { regex: `^(${match.methods.join('|')})$` } } },
+    );
+  }
+  if (headers.length > 0) out.headers = headers;
+  const query = Object.entries(match?.query ?? {}).sort();
+  if (query.length > 0) {
+    out.query_parameters = query.map(([name, m]) =>
+      m.present !== undefined ? { name, present_match: m.present } : { name, string_match: stringMatch(m) },
+    );
+  }
+  return out;
+}
+
+function headerEdits(
+  e: { set?: Record<string, string>; add?: Record<string, string>; remove?: string[] },
+  side: 'request' | 'response',
+): Obj {
+  const add = [
+    ...Object.entries(e.set ?? {}).map(([key, value]) => ({
+      header: { key, value },
+      append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+    })),
+    ...Object.entries(e.add ?? {}).map(([key, value]) => ({
+      header: { key, value },
+      append_action: 'APPEND_IF_EXISTS_OR_ADD',
+    })),
+  ];
+  return {
+    ...(add.length > 0 ? { [`${side}_headers_to_add`]: add } : {}),
+    ...(e.remove?.length ? { [`${side}_headers_to_remove`]: e.remove } : {}),
+  };
+}
+
+function localRateLimitFilter(rl: { requestsPerSecond: number; burst?: number }): Obj {
+  const always = {
+    default_value: { numerator: 100, denominator: 'HUNDRED' },
+    runtime_key: 'meshplane_rate_limit',
+  };
+  return {
+    name: FILTER.localRateLimit,
+    typed_config: {
+      '@type': TYPE.localRateLimit,
+      stat_prefix: 'inbound_rate_limit',
+      token_bucket: {
+        max_tokens: rl.burst ?? rl.requestsPerSecond,
+        tokens_per_fill: wrap(rl.requestsPerSecond),
+        fill_interval: duration(1_000),
+      },
+      filter_enabled: always,
+      filter_enforced: always,
+    },
+  };
+}
