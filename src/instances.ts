@@ -12,7 +12,11 @@ export const XDS_REGISTERED_LABEL = 'meshplane.io/registered-by';
 export interface InstanceLifecycleOptions {
   readonly store: Store;
   readonly log: Logger;
-  /** How long an ADS-registered instance outlives its stream (default 10 s). */
+  /**
+   * How long an ADS-registered instance outlives its stream (default 10 s). Also how
+   * long after start instances registered by an earlier run wait for their sidecar
+   * to reconnect before they are removed.
+   */
   readonly disconnectGraceMs?: number;
   /** How often TTLs are checked (default 500 ms). */
   readonly reapIntervalMs?: number;
@@ -57,7 +61,10 @@ export function instanceFromNode(
 export class InstanceLifecycle {
   private readonly lastSeen = new Map<string, number>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
+  /** Instance names of the sidecars whose stream is open now. */
+  private readonly connected = new Set<string>();
   private readonly reaper: NodeJS.Timeout;
+  private readonly orphanSweep: NodeJS.Timeout;
   private readonly now: () => number;
   private readonly startedAt: number;
   private reaping = false;
@@ -67,6 +74,13 @@ export class InstanceLifecycle {
     this.startedAt = this.now();
     this.reaper = setInterval(() => void this.reap(), o.reapIntervalMs ?? 500);
     this.reaper.unref();
+    // Sidecars of an earlier run that do not come back get no disconnect in this one.
+    this.orphanSweep = setTimeout(() => void this.sweepOrphans(), this.graceMs);
+    this.orphanSweep.unref();
+  }
+
+  private get graceMs(): number {
+    return this.o.disconnectGraceMs ?? 10_000;
   }
 
   /** Renews a TTL instance; undefined when it does not exist. */
@@ -81,6 +95,7 @@ export class InstanceLifecycle {
   /** A sidecar connected: register (or refresh) its instance from the node metadata. */
   async proxyConnected(p: ProxyStatus): Promise<void> {
     const name = instanceNameFor(p.nodeId);
+    this.connected.add(name);
     const timer = this.graceTimers.get(name);
     if (timer) clearTimeout(timer);
     this.graceTimers.delete(name);
@@ -106,13 +121,20 @@ export class InstanceLifecycle {
   /** A sidecar's stream ended: remove its instance after the grace period, unless it is back. */
   proxyDisconnected(p: ProxyStatus, isBack: () => boolean): void {
     const name = instanceNameFor(p.nodeId);
+    this.connected.delete(name);
+    const previous = this.graceTimers.get(name);
+    if (previous) clearTimeout(previous);
     const timer = setTimeout(async () => {
       this.graceTimers.delete(name);
-      if (isBack()) return;
-      const inst = await this.o.store.get('Instance', name);
-      if (!inst || inst.labels?.[XDS_REGISTERED_LABEL] !== 'xds') return;
-      await this.remove(inst, 'stream gone');
-    }, this.o.disconnectGraceMs ?? 10_000);
+      if (isBack() || this.connected.has(name)) return;
+      try {
+        const inst = await this.o.store.get('Instance', name);
+        if (inst?.labels?.[XDS_REGISTERED_LABEL] !== 'xds') return;
+        await this.remove(inst, 'stream gone');
+      } catch (err) {
+        this.o.log.error({ instance: name, err: (err as Error).message }, 'deregistration failed');
+      }
+    }, this.graceMs);
     timer.unref();
     this.graceTimers.set(name, timer);
   }
@@ -126,6 +148,20 @@ export class InstanceLifecycle {
       // Changed or deleted meanwhile: the next pass looks again.
       if (!(err instanceof NotFoundError))
         this.o.log.debug({ instance: inst.name, err: (err as Error).message }, 'deregistration skipped');
+    }
+  }
+
+  /** Removes ADS-registered instances (of an earlier run) whose sidecar is not connected. */
+  private async sweepOrphans(): Promise<void> {
+    try {
+      const registered = await this.o.store.list('Instance', { labels: { [XDS_REGISTERED_LABEL]: 'xds' } });
+      for (const inst of registered) {
+        if (!this.connected.has(inst.name) && !this.graceTimers.has(inst.name)) {
+          await this.remove(inst, 'sidecar did not reconnect after a restart');
+        }
+      }
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'orphan sweep failed');
     }
   }
 
@@ -149,6 +185,7 @@ export class InstanceLifecycle {
 
   close(): void {
     clearInterval(this.reaper);
+    clearTimeout(this.orphanSweep);
     for (const t of this.graceTimers.values()) clearTimeout(t);
     this.graceTimers.clear();
   }

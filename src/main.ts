@@ -53,7 +53,11 @@ export function parseHostPort(value: string, flag: string): { host: string; port
 export function loadAdminToken(dataDir: string, configured?: string): string {
   if (configured) return configured;
   const file = path.join(dataDir, 'admin-token');
-  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  if (fs.existsSync(file)) {
+    const token = fs.readFileSync(file, 'utf8').trim();
+    if (!token) throw new Error(`${file} is empty: delete it to have a new admin token generated`);
+    return token;
+  }
   const token = randomBytes(24).toString('base64url');
   fs.writeFileSync(file, `${token}\n`, { mode: 0o600, flag: 'wx' });
   return token;
@@ -78,8 +82,12 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     disconnectGraceMs: c.instanceGraceMs,
   });
   ads.on('connect', (p: ProxyStatus) => void instances.proxyConnected(p));
+  // Back = a status for the node that is not disconnected (a pruned status is not back).
   ads.on('disconnect', (p: ProxyStatus) =>
-    instances.proxyDisconnected(p, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined),
+    instances.proxyDisconnected(p, () => {
+      const now = ads.proxy(p.nodeId);
+      return now !== undefined && now.disconnectedAt === undefined;
+    }),
   );
 
   const metrics = new Registry();

@@ -3,15 +3,24 @@
 // Contract: shared/design/API.md. It talks to the store, the xDS cache and
 // status, never to the translator.
 import { timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
 import { stringify as toYaml } from 'yaml';
 import { decodeResource } from '../../envoy-protos';
 import { type AdsApiType, type BootstrapOptions, buildBootstrap } from '../bootstrap';
 import type { Logger } from '../log';
-import { findKindByPlural, KIND_NAMES, KINDS, type Kind, parseDurationMs } from '../model';
+import {
+  findKindByPlural,
+  KIND_NAMES,
+  KINDS,
+  type Kind,
+  labelsSchema,
+  nameSchema,
+  parseDurationMs,
+} from '../model';
 import type { Store } from '../registry';
-import type { TokenService } from '../sds/tokens';
+import { MAX_TOKEN_TTL_SECONDS, type TokenService } from '../sds/tokens';
 import {
   type AdsServer,
   CLUSTER_TYPE,
@@ -22,7 +31,7 @@ import {
   type TypeUrl,
   type XdsCache,
 } from '../xds';
-import { readDocuments, readSingleDocument } from './body';
+import { decodeUtf8, readDocuments, readSingleDocument } from './body';
 import { ApiError, toApiError } from './errors';
 import { buildOpenApi } from './openapi';
 
@@ -61,8 +70,6 @@ const TYPE_BY_NAME: Record<string, TypeUrl> = {
   secrets: SECRET_TYPE,
 };
 
-const MUTATING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
-
 function sameToken(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -95,11 +102,9 @@ export function parseLabelSelector(s: unknown): Record<string, string> | undefin
 
 /** Strips private keys from a decoded Secret (the API never returns one). */
 function redactSecret(obj: Record<string, unknown>): Record<string, unknown> {
-  const copy = JSON.parse(JSON.stringify(obj)) as Record<string, any>;
-  for (const cert of copy.tls_certificate ? [copy.tls_certificate] : []) {
-    if (cert.private_key) cert.private_key = { redacted: true };
-  }
-  return copy;
+  const copy = JSON.parse(JSON.stringify(obj)) as { tls_certificate?: { private_key?: unknown } };
+  if (copy.tls_certificate?.private_key) copy.tls_certificate.private_key = { redacted: true };
+  return copy as Record<string, unknown>;
 }
 
 function kindOf(req: Request): Kind {
@@ -143,31 +148,34 @@ export function createApiApp(o: ApiOptions): express.Express {
     res.json(buildOpenApi(o.version));
   });
 
-  // Authentication: mutations always need the admin token; reads when configured.
-  app.use('/v1', (req: Request, _res: Response, next: NextFunction) => {
-    const needed = MUTATING.has(req.method) || o.readsRequireToken || req.path === '/bootstrap';
-    if (!needed) return next();
+  // Authentication, per route (never by matching req.path, which routing matches
+  // case-insensitively and with an optional trailing slash): mutations and
+  // bootstraps always need the admin token; reads when configured.
+  const requireAdmin = (req: Request, res: Response, next: NextFunction) => {
     const token = bearer(req);
-    if (!token)
-      return next(
-        new ApiError('UNAUTHENTICATED', 'this call needs the admin token: Authorization: Bearer <token>'),
-      );
-    if (!sameToken(token, o.adminToken)) return next(new ApiError('UNAUTHENTICATED', 'invalid admin token'));
-    next();
-  });
+    let problem: string | undefined;
+    if (!token) problem = 'this call needs the admin token: Authorization: Bearer <token>';
+    else if (!sameToken(token, o.adminToken)) problem = 'invalid admin token';
+    if (problem === undefined) return next();
+    res.set('www-authenticate', 'Bearer realm="meshplane"');
+    next(new ApiError('UNAUTHENTICATED', problem));
+  };
+  const write = requireAdmin;
+  const read = (req: Request, res: Response, next: NextFunction) =>
+    o.readsRequireToken ? requireAdmin(req, res, next) : next();
 
-  app.post('/v1/apply', rawBody, async (req, res) => {
+  app.post('/v1/apply', write, rawBody, async (req, res) => {
     const dryRun = req.query.dryRun === 'true' || req.query.dryRun === '1';
     const docs = readDocuments(req.body, req.get('content-type'));
     const result = await o.store.apply(docs, { dryRun });
     res.json({ dryRun, ...result });
   });
 
-  app.get('/v1/proxies', (_req, res) => {
+  app.get('/v1/proxies', read, (_req, res) => {
     res.json({ items: o.ads.proxiesJson() });
   });
 
-  app.get('/v1/proxies/:nodeId/config', (req, res) => {
+  app.get('/v1/proxies/:nodeId/config', read, (req, res) => {
     const nodeId = String(req.params.nodeId);
     if (!o.cache.has(nodeId) && !o.ads.proxy(nodeId))
       throw new ApiError('NOT_FOUND', `proxy "${nodeId}" not found`);
@@ -188,7 +196,7 @@ export function createApiApp(o: ApiOptions): express.Express {
     res.json({ nodeId, ...out });
   });
 
-  app.get('/v1/bootstrap', (req, res) => {
+  app.get('/v1/bootstrap', requireAdmin, (req, res) => {
     const q = req.query as Record<string, string | undefined>;
     const details: { path: string; message: string }[] = [];
     const need = (k: string) => {
@@ -206,28 +214,41 @@ export function createApiApp(o: ApiOptions): express.Express {
       return n;
     };
     const service = need('service');
+    if (service && !nameSchema.safeParse(service).success) {
+      details.push({ path: 'service', message: 'must be a service name (lower-case letters, digits, "-")' });
+    }
     const address = need('address');
+    if (address && isIP(address) === 0) {
+      details.push({ path: 'address', message: "must be an IPv4 or IPv6 address (the workload's own)" });
+    }
     const appPort = port('appPort');
     const inboundPort = port('inboundPort', 15006);
     const adminPort = port('adminPort', 9901);
+    const xdsPort = port('xdsPort', o.xdsAdvertise.port);
     const apiType = q.apiType ?? 'DELTA_GRPC';
     if (apiType !== 'GRPC' && apiType !== 'DELTA_GRPC')
       details.push({ path: 'apiType', message: 'GRPC or DELTA_GRPC' });
     let labels: Record<string, string> = {};
     try {
       labels = parseLabelSelector(q.labels) ?? {};
+      const valid = labelsSchema.safeParse(labels);
+      if (!valid.success) {
+        for (const issue of valid.error.issues) {
+          details.push({ path: 'labels', message: `${issue.path.map(String).join('.')}: ${issue.message}` });
+        }
+      }
     } catch (err) {
       details.push(...((err as ApiError).details ?? []));
     }
     if (details.length > 0) throw new ApiError('INVALID', 'invalid bootstrap parameters', details);
     const nodeId = q.nodeId ?? `${service}-${address.replace(/[^0-9a-z]/gi, '-')}`;
-    const { token } = o.tokens.issue(service, o.tokenTtlSeconds ?? 365 * 86_400);
+    const { token } = o.tokens.issue(service, o.tokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS);
     const options: BootstrapOptions = {
       nodeId,
       cluster: service,
       metadata: { service, address, inboundPort, appPort, labels },
       xdsAddress: q.xdsAddress ?? o.xdsAdvertise.address,
-      xdsPort: q.xdsPort ? Number(q.xdsPort) : o.xdsAdvertise.port,
+      xdsPort,
       apiType: apiType as AdsApiType,
       adminAddress: q.adminAddress ?? address,
       adminPort,
@@ -236,23 +257,29 @@ export function createApiApp(o: ApiOptions): express.Express {
     res.type('application/yaml').send(toYaml(buildBootstrap(options)));
   });
 
-  app.post('/v1/tokens', rawBody, (req, res) => {
-    const text = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+  app.post('/v1/tokens', write, rawBody, (req, res) => {
+    const text = decodeUtf8(req.body);
+    const shape = 'body must be a JSON object: {"service": "...", "ttl": "24h"}';
     let body: { service?: unknown; ttl?: unknown };
     try {
-      body = text ? JSON.parse(text) : {};
+      body = text.trim() ? JSON.parse(text) : {};
     } catch {
-      throw new ApiError('INVALID', 'body must be JSON: {"service": "...", "ttl": "24h"}');
+      throw new ApiError('INVALID', shape);
     }
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new ApiError('INVALID', shape);
     const details: { path: string; message: string }[] = [];
     if (typeof body.service !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(body.service)) {
       details.push({ path: 'service', message: 'a service name is required' });
     }
-    let ttlSeconds = o.tokenTtlSeconds ?? 365 * 86_400;
+    let ttlSeconds = o.tokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS;
     if (body.ttl !== undefined) {
       try {
         ttlSeconds = Math.ceil(parseDurationMs(String(body.ttl)) / 1000);
         if (ttlSeconds <= 0) throw new Error('not positive');
+        if (ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
+          details.push({ path: 'ttl', message: `at most ${MAX_TOKEN_TTL_SECONDS / 3600}h` });
+        }
       } catch {
         details.push({ path: 'ttl', message: 'a positive duration such as 24h' });
       }
@@ -267,24 +294,24 @@ export function createApiApp(o: ApiOptions): express.Express {
     });
   });
 
-  app.delete('/v1/tokens/:id', async (req, res) => {
+  app.delete('/v1/tokens/:id', write, async (req, res) => {
     await o.tokens.revoke(String(req.params.id));
     res.json({ revoked: req.params.id });
   });
 
-  app.post('/v1/instances/:name/heartbeat', async (req, res) => {
+  app.post('/v1/instances/:name/heartbeat', write, async (req, res) => {
     const r = await o.heartbeat(String(req.params.name));
     if (!r) throw new ApiError('NOT_FOUND', `Instance "${req.params.name}" not found`);
     res.json({ name: req.params.name, expiresAt: r.expiresAt?.toISOString() });
   });
 
-  app.get('/v1/:kind', async (req, res) => {
+  app.get('/v1/:kind', read, async (req, res) => {
     const kind = kindOf(req);
     const items = await o.store.list(kind, { labels: parseLabelSelector(req.query.labels) });
     res.json({ kind, revision: await o.store.revision(), items });
   });
 
-  app.get('/v1/:kind/:name', async (req, res) => {
+  app.get('/v1/:kind/:name', read, async (req, res) => {
     const kind = kindOf(req);
     const name = String(req.params.name);
     const obj = await o.store.get(kind, name);
@@ -292,7 +319,7 @@ export function createApiApp(o: ApiOptions): express.Express {
     res.set('etag', `"${obj.resourceVersion}"`).json({ ...obj, status: statusFor(kind, name) });
   });
 
-  app.put('/v1/:kind/:name', rawBody, async (req, res) => {
+  app.put('/v1/:kind/:name', write, rawBody, async (req, res) => {
     const kind = kindOf(req);
     const name = String(req.params.name);
     const doc = readSingleDocument(req.body, req.get('content-type'), kind, name);
@@ -303,7 +330,7 @@ export function createApiApp(o: ApiOptions): express.Express {
       .json({ revision: r.revision, action: r.action, object: r.object });
   });
 
-  app.delete('/v1/:kind/:name', async (req, res) => {
+  app.delete('/v1/:kind/:name', write, async (req, res) => {
     const kind = kindOf(req);
     const r = await o.store.delete(kind, String(req.params.name), { ifMatch: ifMatchOf(req) });
     res.json({ revision: r.revision, object: r.object });

@@ -1,6 +1,12 @@
 // Turns a raw request body into validated mesh documents, with errors that name
 // the document and the field. Bounded: size (by the caller), depth, UTF-8.
-import { type KINDS, type MeshObject, parseDocuments, validateDocuments } from '../model';
+import {
+  formatForContentType,
+  type KINDS,
+  type MeshObject,
+  parseDocuments,
+  validateDocuments,
+} from '../model';
 import { ApiError, type ErrorDetail } from './errors';
 
 /** Deeper nesting than any valid document needs; guards parsers and validators. */
@@ -44,15 +50,43 @@ function bracketDepthExceeds(text: string, limit: number): boolean {
   return false;
 }
 
+/**
+ * Top-level fields the server sets on what it returns (GET), never part of a document.
+ * Dropped from input so that `get -o yaml | apply -f -` round-trips.
+ */
+export const SERVER_SET_FIELDS = ['revision', 'resourceVersion', 'createdAt', 'updatedAt', 'status'] as const;
+
+/** A copy of a raw document without the server-set fields (anything else is returned as is). */
+export function stripServerFields(doc: unknown): unknown {
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return doc;
+  const copy: Record<string, unknown> = { ...(doc as Record<string, unknown>) };
+  for (const f of SERVER_SET_FIELDS) delete copy[f];
+  return copy;
+}
+
+/** The YAML parser reports a blown stack as a syntax error: say what it means. */
+function syntaxMessage(message: string): string {
+  return /call stack/i.test(message) ? `documents are nested too deeply (${message})` : message;
+}
+
 function problemPath(p: { document: number; path: string }): string {
   return `documents[${p.document}]${p.path ? (p.path.startsWith('[') ? p.path : `.${p.path}`) : ''}`;
 }
 
 /**
  * Parses and validates a document set (YAML multi-doc or JSON). Every problem of
- * every document is reported, as `documents[i].spec.field` paths.
+ * every document is reported, as `documents[i].spec.field` paths. Server-set
+ * fields (SERVER_SET_FIELDS) are dropped first, so objects read from the API can
+ * be applied again as they are.
  */
 export function readDocuments(body: unknown, contentType: string | undefined): MeshObject[] {
+  // The content type first: a body of the wrong type is a 415 whatever it holds.
+  if (formatForContentType(contentType) === undefined) {
+    throw new ApiError(
+      'UNSUPPORTED_MEDIA_TYPE',
+      `unsupported content type ${JSON.stringify(contentType)}: use application/json or application/yaml`,
+    );
+  }
   const text = decodeUtf8(body);
   if (text.trim() === '') throw new ApiError('INVALID', 'request body is empty');
   if (bracketDepthExceeds(text, MAX_DEPTH * 2)) {
@@ -62,21 +96,24 @@ export function readDocuments(body: unknown, contentType: string | undefined): M
   try {
     parsed = parseDocuments(text, contentType);
   } catch (err) {
-    throw new ApiError('INVALID', `body could not be parsed: ${(err as Error).message}`);
+    throw new ApiError('INVALID', `body could not be parsed: ${syntaxMessage((err as Error).message)}`);
   }
   if (!parsed.ok) {
-    const unsupported = parsed.errors.find((e) => e.message.startsWith('unsupported content type'));
-    if (unsupported) throw new ApiError('UNSUPPORTED_MEDIA_TYPE', unsupported.message);
-    throw new ApiError('INVALID', 'body is not valid YAML or JSON', parsed.errors.map(detailOf));
+    throw new ApiError(
+      'INVALID',
+      'body is not valid YAML or JSON',
+      parsed.errors.map((e) => detailOf({ ...e, message: syntaxMessage(e.message) })),
+    );
   }
-  for (const [i, doc] of parsed.value.entries()) {
+  const docs = parsed.value.map(stripServerFields);
+  for (const [i, doc] of docs.entries()) {
     if (depthOf(doc) > MAX_DEPTH) {
       throw new ApiError('INVALID', `document ${i} is nested deeper than ${MAX_DEPTH} levels`, [
         { path: `documents[${i}]`, message: 'too deeply nested' },
       ]);
     }
   }
-  const validated = validateDocuments(parsed.value);
+  const validated = validateDocuments(docs);
   if (!validated.ok) {
     throw new ApiError(
       'INVALID',

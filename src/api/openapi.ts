@@ -140,14 +140,27 @@ export function buildOpenApi(version: string): Record<string, unknown> {
         responses: { '200': { description: 'renewed' }, ...errors(401, 404) },
       },
     },
-    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'alive' } } } },
+    // Health, metrics and this document never need the token.
+    '/healthz': {
+      get: { summary: 'Liveness', security: [], responses: { '200': { description: 'alive' } } },
+    },
     '/readyz': {
       get: {
         summary: 'Readiness: store open and xDS listening',
+        security: [],
         responses: { '200': { description: 'ready' }, ...errors(503) },
       },
     },
-    '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'metrics' } } } },
+    '/metrics': {
+      get: { summary: 'Prometheus metrics', security: [], responses: { '200': { description: 'metrics' } } },
+    },
+    '/openapi.json': {
+      get: {
+        summary: 'This OpenAPI document',
+        security: [],
+        responses: { '200': { description: 'the document', content: { 'application/json': {} } } },
+      },
+    },
   };
   for (const kind of KIND_NAMES) {
     const plural = KINDS[kind].plural;

@@ -14,7 +14,8 @@ const USAGE = `usage: meshplane serve [flags]
   --store sqlite|postgres     store implementation     (MESHPLANE_STORE, default sqlite)
   --postgres-url URL          for --store postgres     (MESHPLANE_POSTGRES_URL)
   --reads-require-token       GETs need the admin token too (MESHPLANE_READS_REQUIRE_TOKEN=true)
-  --instance-grace DURATION   how long a sidecar's instance outlives its stream (default 10s)
+  --instance-grace DURATION   how long a sidecar's instance outlives its stream, and how long
+                              sidecars have to reconnect after a restart (default 10s)
   --log-level LEVEL           debug | info | warn | error (MESHPLANE_LOG_LEVEL, default info)
 
 The admin token comes from MESHPLANE_ADMIN_TOKEN, or <data-dir>/admin-token
@@ -26,6 +27,12 @@ function parseDuration(flag: string, s: string): number {
   const m = s.match(/^(\d+)(ms|s|m)$/);
   if (!m) throw new UsageError(`${flag}: expected a duration such as 10s, got "${s}"`);
   return Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000 } as const)[m[2] as 'ms' | 's' | 'm'];
+}
+
+function parseBoolean(flag: string, s: string): boolean {
+  if (s === 'true' || s === '1') return true;
+  if (s === 'false' || s === '0') return false;
+  throw new UsageError(`${flag}: expected true or false, got "${s}"`);
 }
 
 export function parseServeFlags(
@@ -72,7 +79,7 @@ export function parseServeFlags(
         c.postgresUrl = value();
         break;
       case '--reads-require-token':
-        c.readsRequireToken = true;
+        c.readsRequireToken = eq > 0 ? parseBoolean(name, value()) : true;
         break;
       case '--instance-grace':
         c.instanceGraceMs = parseDuration(name, value());

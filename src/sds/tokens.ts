@@ -22,6 +22,12 @@ export type TokenVerdict =
 
 const VERSION = 'mp1';
 
+/**
+ * The longest a token may live (a year). Revocations are kept this long, so a
+ * revoked token can never outlive its revocation.
+ */
+export const MAX_TOKEN_TTL_SECONDS = 365 * 86_400;
+
 function b64(s: Buffer | string): string {
   return Buffer.from(s).toString('base64url');
 }
@@ -139,7 +145,11 @@ export class TokenService {
     return new TokenService(new TokenSigner(Buffer.from(key, 'base64')), meta, revoked, now);
   }
 
+  /** Issues a token for `service`; RangeError unless 0 < ttlSeconds <= MAX_TOKEN_TTL_SECONDS. */
   issue(service: string, ttlSeconds: number): { token: string; claims: TokenClaims } {
+    if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0 || ttlSeconds > MAX_TOKEN_TTL_SECONDS) {
+      throw new RangeError(`token ttl must be 1..${MAX_TOKEN_TTL_SECONDS} seconds, got ${ttlSeconds}`);
+    }
     return this.signer.issue(service, ttlSeconds, this.now());
   }
 
@@ -151,8 +161,11 @@ export class TokenService {
     });
   }
 
-  /** Revokes a token by id until it would have expired (`expiresAt`, seconds; default 1 year). */
-  async revoke(id: string, expiresAt = this.now() + 365 * 86_400): Promise<void> {
+  /**
+   * Revokes a token by id until it would have expired (`expiresAt`, seconds; by default
+   * for the longest any token lives, MAX_TOKEN_TTL_SECONDS).
+   */
+  async revoke(id: string, expiresAt = this.now() + MAX_TOKEN_TTL_SECONDS): Promise<void> {
     const now = this.now();
     for (const [k, exp] of this.revoked) if (exp <= now) this.revoked.delete(k);
     this.revoked.set(id, expiresAt);
