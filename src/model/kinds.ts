@@ -89,6 +89,10 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export const serviceSpecSchema = z.strictObject({
   protocol: z.enum(PROTOCOLS).default('http'),
   port: portSchema.meta({ description: 'the port callers use (the outbound listener port)' }),
+  mtls: z
+    .strictObject({ mode: z.enum(MTLS_MODES) })
+    .optional()
+    .meta({ description: "overrides the Mesh's mtls.mode for calls to this service" }),
 });
 
 export const serviceSchema = documentSchema('Service', nameSchema, serviceSpecSchema);
@@ -318,7 +322,7 @@ export const destinationPolicySchema = documentSchema(
 // ---------------------------------------------------------------------------
 // AuthorizationPolicy: who may call a service (by mTLS identity); deny wins over allow.
 
-const pathPatternSchema = z.string().regex(/^(\*|\*?\/[^*\s]*|\/[^*\s]*\*)$/, {
+const pathPatternSchema = z.string().regex(/^(\*|\*[^*\s]+|\/[^*\s]*\*?)$/, {
   error: 'must be a path, optionally with one "*" at its start or end ("/reviews/*", "*.png", "*")',
 });
 

@@ -8,6 +8,11 @@ export const TYPE = {
   fault: 'type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault',
   localRateLimit: 'type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit',
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  upstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+  downstreamTls: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext',
+  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
+  httpRbac: 'type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC',
+  networkRbac: 'type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC',
 } as const;
 
 export const FILTER = {
@@ -16,6 +21,10 @@ export const FILTER = {
   router: 'envoy.filters.http.router',
   fault: 'envoy.filters.http.fault',
   localRateLimit: 'envoy.filters.http.local_ratelimit',
+  tls: 'envoy.transport_sockets.tls',
+  tlsInspector: 'envoy.filters.listener.tls_inspector',
+  httpRbac: 'envoy.filters.http.rbac',
+  networkRbac: 'envoy.filters.network.rbac',
 } as const;
 
 export type Obj = Record<string, unknown>;

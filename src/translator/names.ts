@@ -41,3 +41,9 @@ export const BLACKHOLE_CLUSTER = 'meshplane|blackhole';
 export function statPrefix(name: string): string {
   return name.replace(/[|.=,]/g, '_');
 }
+
+/** The SDS secret holding a proxy's own workload certificate and key (each proxy's own content). */
+export const IDENTITY_SECRET = 'meshplane|identity';
+
+/** The SDS secret holding the mesh CA's trust bundle. */
+export const TRUST_SECRET = 'meshplane|trust';

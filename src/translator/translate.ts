@@ -7,6 +7,7 @@ import {
   type DestinationPolicy,
   type Instance,
   type MeshObject,
+  type MtlsMode,
   parseDurationMs,
   type Service,
   type TrafficRoute,
@@ -33,9 +34,12 @@ import {
   statPrefix,
   subsetName,
 } from './names';
+import { downstreamTlsSocket, rbacFilters, serviceSpiffeId, upstreamTlsSocket } from './security';
 import type { MeshSnapshot, ProxyIdentity } from './snapshot';
 
 export interface ProxyResources {
+  /** The service whose identity the proxy presents (its IDENTITY_SECRET), if it has one. */
+  readonly identity?: string;
   readonly listeners: Obj[];
   readonly clusters: Obj[];
   readonly routes: Obj[];
@@ -119,7 +123,7 @@ export class MeshTranslator {
       listeners.unshift(inbound.listener);
       clusters.push(inbound.cluster);
     }
-    return { listeners, clusters, routes, endpoints: this.endpoints(proxy) };
+    return { identity: proxy.service, listeners, clusters, routes, endpoints: this.endpoints(proxy) };
   }
 
   /** Only the ClusterLoadAssignments (the instance fast path). */
@@ -257,6 +261,15 @@ export class MeshTranslator {
     return this.snapshot.policiesByService.get(service)?.[0];
   }
 
+  /** How calls to a service are secured: its own override, else the Mesh's mode. */
+  mtlsMode(service: string): MtlsMode {
+    return this.snapshot.services.get(service)?.spec.mtls?.mode ?? this.snapshot.mesh.spec.mtls.mode;
+  }
+
+  private get trustDomain(): string {
+    return this.snapshot.mesh.spec.trustDomain;
+  }
+
   // --- clusters ---------------------------------------------------------
 
   /** The service's clusters: all instances, and one per subset that routes use. */
@@ -278,8 +291,13 @@ export class MeshTranslator {
       eds_cluster_config: { eds_config: adsConfigSource(), service_name: name },
       connect_timeout: duration(5_000),
     };
-    if (svc.spec.protocol === 'http2' || svc.spec.protocol === 'grpc')
+    if (svc.spec.protocol === 'http2' || svc.spec.protocol === 'grpc') {
       c.typed_extension_protocol_options = http2ProtocolOptions();
+    }
+    // Callers always speak mTLS to a service unless it is disabled (permissive accepts both).
+    if (this.mtlsMode(svc.name) !== 'disabled') {
+      c.transport_socket = upstreamTlsSocket(serviceSpiffeId(this.trustDomain, svc.name), svc.name);
+    }
     if (p?.loadBalancer) {
       c.lb_policy = {
         round_robin: 'ROUND_ROBIN',
@@ -570,40 +588,60 @@ export class MeshTranslator {
         : {}),
     };
     const name = inboundListenerName(proxy.inboundPort);
-    let filter: Obj;
+    const authz = this.snapshot.authorizationByService.get(proxy.service) ?? [];
+    let filters: Obj[];
     if (protocol === 'tcp') {
-      filter = {
-        name: FILTER.tcpProxy,
-        typed_config: { '@type': TYPE.tcpProxy, stat_prefix: statPrefix(name), cluster: clusterName },
-      };
+      filters = [
+        ...rbacFilters(authz, this.trustDomain, 'network', statPrefix(name)),
+        {
+          name: FILTER.tcpProxy,
+          typed_config: { '@type': TYPE.tcpProxy, stat_prefix: statPrefix(name), cluster: clusterName },
+        },
+      ];
     } else {
       const rateLimit = this.policy(proxy.service)?.spec.rateLimit;
-      filter = {
-        name: FILTER.hcm,
-        typed_config: {
-          '@type': TYPE.hcm,
-          stat_prefix: statPrefix(name),
-          route_config: {
-            name,
-            virtual_hosts: [
-              {
-                name: 'inbound',
-                domains: ['*'],
-                // Timeouts are the caller's route's to enforce.
-                routes: [{ match: { prefix: '/' }, route: { cluster: clusterName, timeout: duration(0) } }],
-              },
+      filters = [
+        {
+          name: FILTER.hcm,
+          typed_config: {
+            '@type': TYPE.hcm,
+            stat_prefix: statPrefix(name),
+            route_config: {
+              name,
+              virtual_hosts: [
+                {
+                  name: 'inbound',
+                  domains: ['*'],
+                  // Timeouts are the caller's route's to enforce.
+                  routes: [{ match: { prefix: '/' }, route: { cluster: clusterName, timeout: duration(0) } }],
+                },
+              ],
+            },
+            http_filters: [
+              ...rbacFilters(authz, this.trustDomain, 'http', statPrefix(name)),
+              ...(rateLimit ? [localRateLimitFilter(rateLimit)] : []),
+              routerFilter(),
             ],
           },
-          http_filters: [...(rateLimit ? [localRateLimitFilter(rateLimit)] : []), routerFilter()],
         },
-      };
+      ];
     }
     const listener: Obj = {
       name,
       address: socketAddress(proxy.address, proxy.inboundPort),
       traffic_direction: 'INBOUND',
-      filter_chains: [{ filters: [filter] }],
     };
+    const tls = { filters, transport_socket: downstreamTlsSocket(this.trustDomain) };
+    const mode = this.mtlsMode(proxy.service);
+    if (mode === 'disabled') listener.filter_chains = [{ filters }];
+    else if (mode === 'strict') listener.filter_chains = [tls];
+    else {
+      // Permissive: TLS from sidecars, plaintext from outside the mesh, told apart by tls_inspector.
+      listener.listener_filters = [
+        { name: FILTER.tlsInspector, typed_config: { '@type': TYPE.tlsInspector } },
+      ];
+      listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
+    }
     return { listener, cluster };
   }
 }
