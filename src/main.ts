@@ -5,14 +5,18 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import packageJson from '../package.json';
 import { createApiApp } from './api/app';
 import { InstanceLifecycle } from './instances';
 import type { Logger } from './log';
 import { createSqliteStore, type Store } from './registry';
+import { type CaMaterial, MeshCa } from './sds/ca';
+import { CertManager } from './sds/certs';
 import { TokenService } from './sds/tokens';
-import { AdsServer, type ProxyStatus, XdsCache } from './xds';
+import { SnapshotBuilder } from './snapshot-builder';
+import { AdsServer, type ProxyIdentity, type ProxyStatus, XdsCache } from './xds';
 
 export const VERSION: string = packageJson.version;
 
@@ -28,7 +32,35 @@ export interface ControlPlaneConfig {
   /** What bootstraps tell sidecars to dial (host:port); default: the xDS address, 0.0.0.0 as 127.0.0.1. */
   readonly xdsAdvertiseAddress?: string;
   readonly instanceGraceMs: number;
+  /** Accept ADS streams without a valid bootstrap token (development only). */
+  readonly insecureXds?: boolean;
+  /** An operator-provided CA (PEM files); else one is generated on first start and kept in the store. */
+  readonly caCertFile?: string;
+  readonly caKeyFile?: string;
   readonly log: Logger;
+}
+
+const CA_META = 'sds/ca';
+
+/** The mesh CA: from the operator's files, else the stored one, else a new one (stored). */
+export async function loadCa(
+  store: Pick<Store, 'getMeta' | 'setMeta'>,
+  files: { cert?: string; key?: string },
+  log: Logger,
+): Promise<MeshCa> {
+  if (files.cert || files.key) {
+    if (!files.cert || !files.key) throw new Error('--ca-cert and --ca-key go together');
+    return MeshCa.load({
+      certPem: fs.readFileSync(files.cert, 'utf8'),
+      keyPem: fs.readFileSync(files.key, 'utf8'),
+    });
+  }
+  const stored = await store.getMeta(CA_META);
+  if (stored) return MeshCa.load(JSON.parse(stored) as CaMaterial);
+  const ca = await MeshCa.generate('mesh.local', new Date());
+  await store.setMeta(CA_META, JSON.stringify(ca.material));
+  log.info({ notAfter: ca.notAfter.toISOString() }, 'mesh CA generated');
+  return ca;
 }
 
 export interface ControlPlane {
@@ -75,7 +107,34 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   const store = createSqliteStore({ dataDir: c.dataDir });
   const tokens = await TokenService.open(store);
   const cache = new XdsCache();
-  const ads = new AdsServer({ cache, log: log.child({ module: 'xds' }) });
+  const ca = await loadCa(store, { cert: c.caCertFile, key: c.caKeyFile }, log);
+  // Authenticated xDS: a stream must carry a valid bootstrap token for the service its node claims.
+  const authenticate = c.insecureXds
+    ? undefined
+    : (id: ProxyIdentity) => {
+        const header = String(id.callMetadata.get('authorization')[0] ?? '');
+        const token = header.match(/^Bearer\s+(.+)$/i)?.[1];
+        const service = typeof id.metadata.service === 'string' ? id.metadata.service : '';
+        const verdict = tokens.verify(token, service);
+        return verdict.ok
+          ? ({ ok: true } as const)
+          : ({ ok: false, code: grpc.status.PERMISSION_DENIED, message: verdict.message } as const);
+      };
+  const ads = new AdsServer({ cache, authenticate, log: log.child({ module: 'xds' }) });
+  let builder: SnapshotBuilder | undefined;
+  const certs = new CertManager({
+    ca,
+    log: log.child({ module: 'sds' }),
+    onIssued: (service) => builder?.identityIssued(service),
+  });
+  builder = new SnapshotBuilder({ store, cache, certs, log: log.child({ module: 'snapshot' }) });
+  await builder.start();
+  const snapshots = builder;
+  // Registered first: a connecting proxy's resources must be in the cache before its first answer.
+  ads.on('connect', (p: ProxyStatus) => snapshots.proxyConnected(p));
+  ads.on('disconnect', (p: ProxyStatus) =>
+    snapshots.proxyDisconnected(p.nodeId, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined),
+  );
   const instances = new InstanceLifecycle({
     store,
     log: log.child({ module: 'instances' }),
@@ -130,6 +189,8 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     ready: () => storeOpen && xdsListening,
     log: log.child({ module: 'api' }),
     version: VERSION,
+    builder: snapshots,
+    trustBundle: () => ca.rootPem,
   });
   const httpAddr = parseHostPort(c.httpAddress, '--http-address');
   const server = http.createServer(app);
@@ -155,6 +216,8 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     async close() {
       xdsListening = false;
       instances.close();
+      snapshots.stop();
+      certs.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -3,13 +3,17 @@
 // The only module that imports the registry, the translator and xds together.
 import { type EncodedResource, encodeResource } from '../envoy-protos';
 import type { Logger } from './log';
-import type { Kind, MeshObject } from './model';
+import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
+import type { WorkloadCertificate } from './sds/ca';
+import type { CertManager } from './sds/certs';
 import {
   buildMeshSnapshot,
+  IDENTITY_SECRET,
   MeshTranslator,
   type ProxyIdentity,
   proxyIdentity,
+  TRUST_SECRET,
   type Warning,
 } from './translator';
 import type { Obj } from './translator/envoy';
@@ -19,6 +23,7 @@ import {
   LISTENER_TYPE,
   type ProxyStatus,
   ROUTE_TYPE,
+  SECRET_TYPE,
   type SnapshotUpdate,
   type XdsCache,
 } from './xds';
@@ -26,6 +31,8 @@ import {
 export interface SnapshotBuilderOptions {
   readonly store: Store;
   readonly cache: XdsCache;
+  /** Workload certificates; without it proxies get no secrets (mTLS cannot work). */
+  readonly certs?: CertManager;
   readonly log: Logger;
   /** Wait this long after the last change before building (default 10 ms)... */
   readonly quietMs?: number;
@@ -49,6 +56,9 @@ export class SnapshotBuilder {
   private firstPendingAt = 0;
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
+  private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
+  private readonly secretMemo = new WeakMap<WorkloadCertificate, EncodedResource>();
+  private trustMemo: { pem: string; encoded: EncodedResource } | undefined;
 
   constructor(private readonly o: SnapshotBuilderOptions) {
     this.translator = new MeshTranslator(buildMeshSnapshot(0, []));
@@ -73,6 +83,29 @@ export class SnapshotBuilder {
   /** The revision of the last build. */
   get builtRevision(): number {
     return this.translator.snapshot.revision;
+  }
+
+  /** Resolves once a build at `revision` or later is in the cache (or after timeoutMs). */
+  waitForRevision(revision: number, timeoutMs = 2_000): Promise<boolean> {
+    if (this.builtRevision >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.revisionWaiters.push({
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve(true);
+        },
+      });
+    });
+  }
+
+  /** A service's certificate was issued or rotated: push it to that service's proxies (SDS only). */
+  identityIssued(service: string): void {
+    for (const [nodeId, identity] of this.proxies) {
+      if (identity.service === service)
+        this.o.cache.set(nodeId, { [SECRET_TYPE]: this.secretsFor(identity) });
+    }
   }
 
   /** Warnings about an object from the last translation. */
@@ -121,6 +154,8 @@ export class SnapshotBuilder {
   private rebuild(endpointsOnly: boolean): void {
     const started = performance.now();
     this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, [...this.objects.values()]));
+    const mesh = this.translator.snapshot.mesh.spec;
+    this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
     // Encoded bytes are shared by every proxy that gets the same object in this revision.
     this.encoded = new WeakMap();
     this.warnings = new Map();
@@ -138,6 +173,12 @@ export class SnapshotBuilder {
       }
     }
     const ms = performance.now() - started;
+    for (const w of [...this.revisionWaiters]) {
+      if (w.revision <= this.revision) {
+        this.revisionWaiters.splice(this.revisionWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
     this.o.log.debug(
       { revision: this.revision, proxies: this.proxies.size, ms, endpointsOnly },
       'snapshot built',
@@ -145,9 +186,47 @@ export class SnapshotBuilder {
     this.o.onBuild?.({ revision: this.revision, proxies: this.proxies.size, ms, endpointsOnly });
   }
 
+  /** The proxy's own identity (when issued) and the trust bundle. */
+  private secretsFor(identity: ProxyIdentity): EncodedResource[] {
+    const certs = this.o.certs;
+    if (!certs) return [];
+    const out: EncodedResource[] = [];
+    const rootPem = certs.ca.rootPem;
+    let trust = this.trustMemo;
+    if (trust?.pem !== rootPem) {
+      const encoded = encodeResource(SECRET_TYPE, {
+        name: TRUST_SECRET,
+        validation_context: { trusted_ca: { inline_string: rootPem } },
+      });
+      trust = { pem: rootPem, encoded };
+      this.trustMemo = trust;
+    }
+    out.push(trust.encoded);
+    if (identity.service) {
+      const cert = certs.get(identity.service);
+      if (!cert) certs.ensure(identity.service);
+      else {
+        let e = this.secretMemo.get(cert);
+        if (!e) {
+          e = encodeResource(SECRET_TYPE, {
+            name: IDENTITY_SECRET,
+            tls_certificate: {
+              certificate_chain: { inline_string: cert.certPem },
+              private_key: { inline_string: cert.keyPem },
+            },
+          });
+          this.secretMemo.set(cert, e);
+        }
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
   private resourcesFor(identity: ProxyIdentity): SnapshotUpdate {
     const r = this.translator.translate(identity);
     return {
+      [SECRET_TYPE]: this.secretsFor(identity),
       [CLUSTER_TYPE]: this.encodeAll(CLUSTER_TYPE, r.clusters),
       [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, r.endpoints),
       [LISTENER_TYPE]: this.encodeAll(LISTENER_TYPE, r.listeners),

@@ -59,7 +59,14 @@ export interface ApiOptions {
   readonly version: string;
   readonly bodyLimitBytes?: number;
   readonly tokenTtlSeconds?: number;
-  readonly statusFor?: (kind: Kind, name: string) => ObjectStatus;
+  /** The push pipeline: warnings per object, the built revision. */
+  readonly builder?: {
+    readonly builtRevision: number;
+    warningsFor(kind: Kind, name: string): string[];
+    waitForRevision(revision: number, timeoutMs?: number): Promise<boolean>;
+  };
+  /** The mesh CA's certificate (PEM): the trust bundle, never a key. */
+  readonly trustBundle?: () => string;
 }
 
 const TYPE_BY_NAME: Record<string, TypeUrl> = {
@@ -130,7 +137,19 @@ export function createApiApp(o: ApiOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  const statusFor = o.statusFor ?? (() => ({ warnings: [], nacks: [] }));
+  /** Waits (briefly) for the pipeline to translate a revision, then reports the objects' warnings. */
+  const warningsAfter = async (revision: number, objects: readonly { kind: Kind; name: string }[]) => {
+    const builder = o.builder;
+    if (!builder || objects.length === 0) return [];
+    await builder.waitForRevision(revision);
+    return objects.flatMap((x) =>
+      builder.warningsFor(x.kind, x.name).map((message) => ({ kind: x.kind, name: x.name, message })),
+    );
+  };
+  const statusFor = (kind: Kind, name: string): ObjectStatus => ({
+    warnings: o.builder?.warningsFor(kind, name) ?? [],
+    nacks: [],
+  });
   const rawBody = express.raw({ type: () => true, limit: o.bodyLimitBytes ?? 1024 * 1024 });
 
   // Health and metrics: no token, ever.
@@ -168,11 +187,16 @@ export function createApiApp(o: ApiOptions): express.Express {
     const dryRun = req.query.dryRun === 'true' || req.query.dryRun === '1';
     const docs = readDocuments(req.body, req.get('content-type'));
     const result = await o.store.apply(docs, { dryRun });
-    res.json({ dryRun, ...result });
+    res.json({ dryRun, ...result, warnings: await warningsAfter(result.revision, dryRun ? [] : docs) });
   });
 
   app.get('/v1/proxies', read, (_req, res) => {
-    res.json({ items: o.ads.proxiesJson() });
+    res.json({ builtRevision: o.builder?.builtRevision, items: o.ads.proxiesJson() });
+  });
+
+  app.get('/v1/mesh/ca', read, (_req, res) => {
+    if (!o.trustBundle) throw new ApiError('NOT_FOUND', 'no mesh CA');
+    res.type('application/x-pem-file').send(o.trustBundle());
   });
 
   app.get('/v1/proxies/:nodeId/config', read, (req, res) => {
@@ -327,7 +351,12 @@ export function createApiApp(o: ApiOptions): express.Express {
     res
       .status(r.action === 'created' ? 201 : 200)
       .set('etag', `"${r.object.resourceVersion}"`)
-      .json({ revision: r.revision, action: r.action, object: r.object });
+      .json({
+        revision: r.revision,
+        action: r.action,
+        object: r.object,
+        warnings: await warningsAfter(r.revision, [doc]),
+      });
   });
 
   app.delete('/v1/:kind/:name', write, async (req, res) => {

@@ -17,6 +17,10 @@ const USAGE = `usage: meshplane serve [flags]
   --instance-grace DURATION   how long a sidecar's instance outlives its stream, and how long
                               sidecars have to reconnect after a restart (default 10s)
   --log-level LEVEL           debug | info | warn | error (MESHPLANE_LOG_LEVEL, default info)
+  --ca-cert FILE --ca-key FILE  the mesh CA from PEM files (MESHPLANE_CA_CERT, MESHPLANE_CA_KEY);
+                              default: generated on first start and kept in the store
+  --insecure-xds              accept ADS streams without a bootstrap token (development only;
+                              MESHPLANE_INSECURE_XDS=true)
 
 The admin token comes from MESHPLANE_ADMIN_TOKEN, or <data-dir>/admin-token
 (generated on first start, mode 0600).`;
@@ -50,6 +54,9 @@ export function parseServeFlags(
     readsRequireToken: env.MESHPLANE_READS_REQUIRE_TOKEN === 'true',
     instanceGraceMs: 10_000,
     logLevel: env.MESHPLANE_LOG_LEVEL ?? 'info',
+    insecureXds: env.MESHPLANE_INSECURE_XDS === 'true',
+    caCertFile: env.MESHPLANE_CA_CERT as string | undefined,
+    caKeyFile: env.MESHPLANE_CA_KEY as string | undefined,
   };
   for (let i = 0; i < argv.length; i++) {
     const eq = argv[i].indexOf('=');
@@ -86,6 +93,15 @@ export function parseServeFlags(
         break;
       case '--log-level':
         c.logLevel = value();
+        break;
+      case '--insecure-xds':
+        c.insecureXds = true;
+        break;
+      case '--ca-cert':
+        c.caCertFile = value();
+        break;
+      case '--ca-key':
+        c.caKeyFile = value();
         break;
       default:
         throw new UsageError(`unknown flag ${name}`);

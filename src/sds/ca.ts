@@ -31,7 +31,11 @@ const generateKeyPair = (bits: number) =>
   new Promise<{ publicKey: string; privateKey: string }>((resolve, reject) =>
     crypto.generateKeyPair(
       'rsa',
-      { modulusLength: bits, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } },
+      {
+        modulusLength: bits,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      },
       (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })),
     ),
   );

@@ -251,6 +251,18 @@ export class MeshTranslator {
         this.warn(p, 'localityFailover needs outlierDetection or healthCheck to notice failures');
       }
     }
+    for (const [svc, policies] of s.authorizationByService) {
+      const service = s.services.get(svc);
+      for (const p of policies) {
+        if (!service) this.warn(p, `service "${svc}" does not exist`);
+        else if (service.spec.protocol === 'tcp' && p.spec.rules.some((r) => r.to)) {
+          this.warn(
+            p,
+            `service "${svc}" is tcp: rules match callers only; "to" conditions (methods, paths) are ignored`,
+          );
+        }
+      }
+    }
     for (const [svc, instances] of s.instancesByService) {
       if (!s.services.has(svc))
         for (const inst of instances) this.warn(inst, `service "${svc}" does not exist`);

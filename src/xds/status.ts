@@ -36,6 +36,8 @@ export interface TypeStatus {
   lastNack?: NackRecord;
   /** The version the cache holds for this proxy now. */
   current?: string;
+  /** Names the proxy subscribed to that the cache does not hold (yet): it waits for them. */
+  missing?: string[];
   pushes: number;
   acks: number;
   nacks: number;
@@ -55,6 +57,7 @@ export interface ProxyStatus {
 /** The sync state of one type: NACKED when its latest response was rejected. */
 export function syncState(t: TypeStatus): SyncState {
   if (t.lastNack && (!t.lastAcked || t.lastNack.at >= t.lastAcked.at)) return 'NACKED';
+  if (t.missing && t.missing.length > 0) return 'STALE';
   if (t.lastAcked && t.current !== undefined && t.lastAcked.version === t.current) return 'SYNCED';
   return 'STALE';
 }
@@ -87,6 +90,7 @@ export function proxyStatusJson(p: ProxyStatus): Record<string, unknown> {
         {
           state: syncState(t),
           current: t.current,
+          ...(t.missing?.length ? { missing: t.missing.slice(0, 20) } : {}),
           lastSent: t.lastSent && { ...t.lastSent, at: t.lastSent.at.toISOString() },
           lastAcked: t.lastAcked && { ...t.lastAcked, at: t.lastAcked.at.toISOString() },
           lastNack: t.lastNack && { ...t.lastNack, at: t.lastNack.at.toISOString() },

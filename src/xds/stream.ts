@@ -238,7 +238,24 @@ export abstract class AdsStream {
         );
         return;
       }
-      this.handle(this.state(req.type_url), req);
+      {
+        const d = req as Partial<DeltaDiscoveryRequest__Output & DiscoveryRequest__Output>;
+        this.log.debug(
+          {
+            nodeId: this.nodeId,
+            typeUrl: req.type_url,
+            nonce: req.response_nonce,
+            names: d.resource_names,
+            subscribe: d.resource_names_subscribe,
+            unsubscribe: d.resource_names_unsubscribe,
+            nack: Boolean(req.error_detail),
+          },
+          'request',
+        );
+      }
+      const st = this.state(req.type_url);
+      this.handle(st, req);
+      this.refreshStatus(st);
       this.pump();
     } catch (err) {
       if (err instanceof StreamClosed) this.fail(err.code, err.message);
@@ -304,6 +321,23 @@ export abstract class AdsStream {
     return this.ctx.cache.get(this.nodeId, typeUrl);
   }
 
+  /**
+   * The status view of what the proxy should hold now: the version of its
+   * subscribed resources, and subscribed names the cache does not hold (it
+   * waits for them: STALE).
+   */
+  protected refreshStatus(st: TypeState): void {
+    const all = this.resources(st.typeUrl);
+    const entries: [string, string][] = [];
+    if (st.wildcard) for (const [n, r] of all) entries.push([n, r.version]);
+    for (const n of st.names) {
+      const r = all.get(n);
+      if (r && !st.wildcard) entries.push([n, r.version]);
+    }
+    st.status.current = setVersion(entries);
+    st.status.missing = [...st.names].filter((n) => !all.has(n));
+  }
+
   protected nextNonce(): string {
     this.nonceCounter++;
     return String(this.nonceCounter);
@@ -346,6 +380,15 @@ export abstract class AdsStream {
     this.ctx.emit('push', this.proxyStatus, st.typeUrl, sent);
   }
 
+  /**
+   * The client dropped names: what it holds changed without a response. Keep the
+   * ACKed view in step (unless a response is in flight; its ACK will say).
+   */
+  protected afterUnsubscribe(st: TypeState, heldVersion: () => string): void {
+    if (st.outstanding || !st.status.lastAcked) return;
+    st.status.lastAcked = { ...st.status.lastAcked, version: heldVersion(), at: new Date() };
+  }
+
   /** True while listeners or routes still have a push to make or to see ACKed. */
   protected routingPending(): boolean {
     for (const t of [LISTENER_TYPE, ROUTE_TYPE] as const) {
@@ -356,9 +399,11 @@ export abstract class AdsStream {
   }
 
   /**
-   * Sends what is due, type by type in make-before-break order (rule 5.1). A
-   * push waits while an earlier type's response is not yet ACKed (rule 5.2),
-   * for at most gateTimeoutMs; a client's own request is answered at once.
+   * Sends what is due, type by type in make-before-break order (rule 5.1).
+   * Secrets, clusters and endpoints go at once; a listener or route push waits
+   * while an earlier type's response is not yet ACKed or a pushed cluster still
+   * waits for its CLA (rule 5.2), for at most gateTimeoutMs. A client's own
+   * request is answered at once.
    */
   protected pump(): void {
     if (this.closed || !this.node) return;
@@ -376,7 +421,10 @@ export abstract class AdsStream {
           wakeAt = Math.min(wakeAt, since + this.ctx.gateTimeoutMs);
         }
       }
-      if (st.mustRespond || (st.dirty && !gated)) {
+      // Only listeners and routes wait: clusters and endpoints go back to back, because
+      // Envoy holds a CDS ACK until the changed clusters got their CLAs (they warm).
+      const waits = t === LISTENER_TYPE || t === ROUTE_TYPE;
+      if (st.mustRespond || (st.dirty && !(waits && gated))) {
         if (!st.mustRespond && now < st.nackBackoffUntil) {
           wakeAt = Math.min(wakeAt, st.nackBackoffUntil);
         } else {
@@ -387,7 +435,7 @@ export abstract class AdsStream {
           st.dirty = retained;
         }
       }
-      if (st.outstanding) {
+      if (st.outstanding && t !== SECRET_TYPE) {
         const until = st.outstanding.sentAt + this.ctx.gateTimeoutMs;
         if (now < until) {
           gated = true;
@@ -400,7 +448,7 @@ export abstract class AdsStream {
           );
         }
       }
-      if (st.dirty && gated) wakeAt = Math.min(wakeAt, now + this.ctx.gateTimeoutMs);
+      if (st.dirty && waits && gated) wakeAt = Math.min(wakeAt, now + this.ctx.gateTimeoutMs);
     }
     this.schedule(wakeAt);
   }
@@ -449,6 +497,17 @@ export abstract class AdsStream {
   }
 
   protected write(message: DiscoveryResponse | DeltaDiscoveryResponse): void {
+    const m = message as Partial<DeltaDiscoveryResponse & DiscoveryResponse>;
+    this.log.debug(
+      {
+        nodeId: this.nodeId,
+        typeUrl: m.type_url,
+        nonce: m.nonce,
+        resources: (m.resources as { name?: string }[] | undefined)?.map((r) => r.name ?? '').slice(0, 20),
+        removed: m.removed_resources,
+      },
+      'response',
+    );
     this.call.write(message);
   }
 
@@ -503,9 +562,17 @@ export class SotwStream extends AdsStream {
     // Added: a name the client did not hold before (a name already sent under the wildcard is not news).
     let added = wildcard && !st.wildcard;
     for (const n of next) if (!st.names.has(n) && !st.sent.has(n)) added = true;
-    for (const n of st.names) if (!next.has(n)) st.sent.delete(n); // rule 3.4: clear "sent" on unsubscribe
+    let removed = false;
+    for (const n of st.names) {
+      if (next.has(n)) continue;
+      st.sent.delete(n); // rule 3.4: clear "sent" on unsubscribe
+      removed = true;
+    }
     st.wildcard = wildcard;
     st.names = next;
+    if (removed && !added && !first) {
+      this.afterUnsubscribe(st, () => setVersion([...st.sent.values()].map((r) => [r.name, r.version])));
+    }
 
     if (first) {
       st.subscribed = true;
@@ -552,7 +619,7 @@ export class SotwStream extends AdsStream {
         }
       }
     }
-    st.status.current = current;
+    this.refreshStatus(st);
     const version = retained ? setVersion([...desired.values()].map((r) => [r.name, r.version])) : current;
     return { desired, version, retained };
   }
@@ -674,6 +741,8 @@ export class DeltaStream extends AdsStream {
         st.known.delete(n);
       }
     }
+    if (req.resource_names_unsubscribe.length > 0)
+      this.afterUnsubscribe(st, () => setVersion(st.known.entries()));
   }
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
@@ -684,13 +753,11 @@ export class DeltaStream extends AdsStream {
 
     const send: EncodedResource[] = [];
     const removed: string[] = [];
-    const currentEntries: [string, string][] = [];
     let retained = false;
     for (const n of candidates) {
       const r = all.get(n);
       const wanted = st.wildcard || st.names.has(n);
       if (r && wanted) {
-        currentEntries.push([n, r.version]);
         const forced = st.force.has(n);
         if (!forced && st.known.get(n) === r.version) continue;
         if (!forced && st.parked.get(n) === r.version) continue; // rule 2.6
@@ -705,7 +772,7 @@ export class DeltaStream extends AdsStream {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
       }
     }
-    st.status.current = setVersion(currentEntries);
+    this.refreshStatus(st);
     st.force.clear();
     if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
 

@@ -63,7 +63,20 @@ describe('api: CRUD over HTTP against meshplane serve', function () {
           assert.equal(got.json.resourceVersion, change.resourceVersion);
           assert.equal(got.json.revision, applied.json.revision);
           assert.equal(got.headers.etag, `"${change.resourceVersion}"`);
-          assert.deepEqual(got.json.status, { warnings: [], nacks: [] });
+          // Status carries the translator's warnings: these documents name a service that is not there.
+          assert.deepEqual(got.json.status.nacks, []);
+          const refersTo = (raw.spec as { service?: string } | undefined)?.service;
+          if (refersTo)
+            assert.match(
+              got.json.status.warnings.join('\n'),
+              new RegExp(`service "${refersTo}" does not exist`),
+            );
+          else assert.deepEqual(got.json.status.warnings, []);
+          assert.deepEqual(
+            applied.json.warnings.map((w: { message: string }) => w.message),
+            got.json.status.warnings,
+            'apply reports the same warnings',
+          );
           assert.ok(!Number.isNaN(Date.parse(got.json.createdAt)));
 
           const list = await mp.api('GET', `/v1/${plural}`);

@@ -188,7 +188,13 @@ describe('e2e: real Envoy over ADS (SotW and Delta)', function () {
 
         // Removing the bad cluster brings the proxy back in sync.
         configure(s, { routeTo: app2.name, header: 'v4' });
-        await eventually(() => assert.equal(proxySyncState(server.proxy(s.nodeId)!), 'SYNCED'));
+        await eventually(() =>
+          assert.equal(
+            proxySyncState(server.proxy(s.nodeId)!),
+            'SYNCED',
+            JSON.stringify(proxyStatusJson(server.proxy(s.nodeId)!).types),
+          ),
+        );
         await eventually(async () => assert.equal((await httpGet(url(s))).headers['x-route-version'], 'v4'));
       });
     });

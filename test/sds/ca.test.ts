@@ -37,7 +37,10 @@ describe('sds: mesh CA', function () {
   });
 
   it('gives every certificate a new serial and key', async () => {
-    const [a, b] = await Promise.all([ca.issue('x', 'mesh.local', 60_000, now), ca.issue('x', 'mesh.local', 60_000, now)]);
+    const [a, b] = await Promise.all([
+      ca.issue('x', 'mesh.local', 60_000, now),
+      ca.issue('x', 'mesh.local', 60_000, now),
+    ]);
     assert.notEqual(a.serial, b.serial);
     assert.notEqual(a.keyPem, b.keyPem);
   });
@@ -47,6 +50,9 @@ describe('sds: mesh CA', function () {
     const w = await again.issue('y', 'mesh.local', 60_000, now);
     assert.ok(new crypto.X509Certificate(w.certPem).verify(new crypto.X509Certificate(ca.rootPem).publicKey));
     const other = await MeshCa.generate('mesh.local', now);
-    assert.throws(() => MeshCa.load({ certPem: ca.rootPem, keyPem: other.material.keyPem }), /does not match/);
+    assert.throws(
+      () => MeshCa.load({ certPem: ca.rootPem, keyPem: other.material.keyPem }),
+      /does not match/,
+    );
   });
 });

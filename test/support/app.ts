@@ -1,6 +1,7 @@
 // A test application: an HTTP server on a loopback address that answers every
 // request with its own name, so tests can see which instance served a request.
 import http from 'node:http';
+import net from 'node:net';
 
 export interface TestApp {
   readonly name: string;
@@ -49,6 +50,37 @@ export function startTestApp(o: TestAppOptions): Promise<TestApp> {
         close: () =>
           new Promise<void>((r) => {
             server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+/** A TCP app that echoes every byte back, prefixed once with its name and a newline. */
+export function startTcpEchoApp(o: { name: string; address: string; port?: number }): Promise<TestApp> {
+  const requests: TestApp['requests'] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock: net.Socket) => {
+    sockets.add(sock);
+    requests.push({ method: 'TCP', path: '', headers: {} });
+    sock.write(`${o.name}\n`);
+    sock.pipe(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port ?? 0, o.address, () => {
+      const addr = server.address();
+      resolve({
+        name: o.name,
+        address: o.address,
+        port: typeof addr === 'object' && addr ? addr.port : 0,
+        requests,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
             server.close(() => r());
           }),
       });
