@@ -29,6 +29,11 @@ export function inboundListenerName(port: number): string {
   return `inbound|${port}`;
 }
 
+/** The inbound RouteConfiguration (authorization and rate limits per route, over RDS). */
+export function inboundRouteName(port: number): string {
+  return `inbound|${port}`;
+}
+
 /** The local app behind a sidecar. */
 export function inboundClusterName(service: string, appPort: number): string {
   return `inbound|${appPort}|${service}`;

@@ -112,25 +112,53 @@ function rbacRules(
   return { action, policies: out };
 }
 
+/** The inbound HTTP filters' names: one filter per action, so that routes can configure each. */
+export const RBAC_DENY_FILTER = 'meshplane.rbac.deny';
+export const RBAC_ALLOW_FILTER = 'meshplane.rbac.allow';
+
 /**
- * RBAC filters for a callee: a DENY filter first (deny wins), then an ALLOW
- * filter when any allow policy exists (then only what an allow matches passes).
+ * The inbound HTTP RBAC filters, configured empty (they let everything through)
+ * in the listener; the rules come per route over RDS (httpRbacPerRoute), so a
+ * policy change reaches open connections at once, without a listener drain.
  */
-export function rbacFilters(
+export function httpRbacFilters(): Obj[] {
+  return [RBAC_DENY_FILTER, RBAC_ALLOW_FILTER].map((name) => ({
+    name,
+    typed_config: { '@type': TYPE.httpRbac },
+  }));
+}
+
+/**
+ * Per-route RBAC for a callee: a DENY set (deny wins) and, when any allow policy
+ * exists, an ALLOW set (then only what an allow matches passes).
+ */
+export function httpRbacPerRoute(policies: readonly AuthorizationPolicy[], trustDomain: string): Obj {
+  const deny = policies.filter((p) => p.spec.action === 'deny');
+  const allow = policies.filter((p) => p.spec.action === 'allow');
+  const perRoute = (action: 'ALLOW' | 'DENY', ps: readonly AuthorizationPolicy[]): Obj => ({
+    '@type': TYPE.httpRbacPerRoute,
+    rbac: { rules: rbacRules(ps, action, trustDomain, true) },
+  });
+  return {
+    ...(deny.length > 0 ? { [RBAC_DENY_FILTER]: perRoute('DENY', deny) } : {}),
+    ...(allow.length > 0 ? { [RBAC_ALLOW_FILTER]: perRoute('ALLOW', allow) } : {}),
+  };
+}
+
+/** Network RBAC filters for a tcp callee: DENY first (deny wins), then ALLOW when any allow exists. */
+export function networkRbacFilters(
   policies: readonly AuthorizationPolicy[],
   trustDomain: string,
-  kind: 'http' | 'network',
   statPrefix: string,
 ): Obj[] {
   const deny = policies.filter((p) => p.spec.action === 'deny');
   const allow = policies.filter((p) => p.spec.action === 'allow');
-  const l7 = kind === 'http';
   const filter = (action: 'ALLOW' | 'DENY', ps: readonly AuthorizationPolicy[]): Obj => ({
-    name: l7 ? FILTER.httpRbac : FILTER.networkRbac,
+    name: FILTER.networkRbac,
     typed_config: {
-      '@type': l7 ? TYPE.httpRbac : TYPE.networkRbac,
-      rules: rbacRules(ps, action, trustDomain, l7),
-      ...(l7 ? {} : { stat_prefix: `${statPrefix}_${action.toLowerCase()}_` }),
+      '@type': TYPE.networkRbac,
+      rules: rbacRules(ps, action, trustDomain, false),
+      stat_prefix: `${statPrefix}_${action.toLowerCase()}.`,
     },
   });
   return [

@@ -28,13 +28,21 @@ import {
   BLACKHOLE_CLUSTER,
   inboundClusterName,
   inboundListenerName,
+  inboundRouteName,
   outboundClusterName,
   outboundListenerName,
   outboundRouteName,
   statPrefix,
   subsetName,
 } from './names';
-import { downstreamTlsSocket, rbacFilters, serviceSpiffeId, upstreamTlsSocket } from './security';
+import {
+  downstreamTlsSocket,
+  httpRbacFilters,
+  httpRbacPerRoute,
+  networkRbacFilters,
+  serviceSpiffeId,
+  upstreamTlsSocket,
+} from './security';
 import type { MeshSnapshot, ProxyIdentity } from './snapshot';
 
 export interface ProxyResources {
@@ -122,6 +130,7 @@ export class MeshTranslator {
     if (inbound) {
       listeners.unshift(inbound.listener);
       clusters.push(inbound.cluster);
+      if (inbound.route) routes.unshift(inbound.route);
     }
     return { identity: proxy.service, listeners, clusters, routes, endpoints: this.endpoints(proxy) };
   }
@@ -580,7 +589,7 @@ export class MeshTranslator {
   }
 
   /** The inbound side: a listener on the pod's inbound port forwarding to the local app. */
-  private inbound(proxy: ProxyIdentity): { listener: Obj; cluster: Obj } | undefined {
+  private inbound(proxy: ProxyIdentity): { listener: Obj; cluster: Obj; route?: Obj } | undefined {
     if (!proxy.service || !proxy.inboundPort || !proxy.appPort) return undefined;
     const svc = this.snapshot.services.get(proxy.service);
     const protocol = svc?.spec.protocol ?? 'http';
@@ -602,36 +611,54 @@ export class MeshTranslator {
     const name = inboundListenerName(proxy.inboundPort);
     const authz = this.snapshot.authorizationByService.get(proxy.service) ?? [];
     let filters: Obj[];
+    let route: Obj | undefined;
     if (protocol === 'tcp') {
       filters = [
-        ...rbacFilters(authz, this.trustDomain, 'network', statPrefix(name)),
+        ...networkRbacFilters(authz, this.trustDomain, statPrefix(name)),
         {
           name: FILTER.tcpProxy,
           typed_config: { '@type': TYPE.tcpProxy, stat_prefix: statPrefix(name), cluster: clusterName },
         },
       ];
     } else {
+      // The listener's filters never change; authorization and rate limits come per route over
+      // RDS, so that a policy change applies to open connections at once (a listener change
+      // would leave them on the old filter chain until they drain).
       const rateLimit = this.policy(proxy.service)?.spec.rateLimit;
+      route = {
+        name: inboundRouteName(proxy.inboundPort),
+        virtual_hosts: [
+          {
+            name: 'inbound',
+            domains: ['*'],
+            routes: [
+              {
+                match: { prefix: '/' },
+                // Timeouts are the caller's route's to enforce.
+                route: { cluster: clusterName, timeout: duration(0) },
+                ...perRouteConfig({
+                  ...httpRbacPerRoute(authz, this.trustDomain),
+                  ...(rateLimit ? { [FILTER.localRateLimit]: localRateLimit(rateLimit) } : {}),
+                }),
+              },
+            ],
+          },
+        ],
+        validate_clusters: wrap(false),
+      };
       filters = [
         {
           name: FILTER.hcm,
           typed_config: {
             '@type': TYPE.hcm,
             stat_prefix: statPrefix(name),
-            route_config: {
-              name,
-              virtual_hosts: [
-                {
-                  name: 'inbound',
-                  domains: ['*'],
-                  // Timeouts are the caller's route's to enforce.
-                  routes: [{ match: { prefix: '/' }, route: { cluster: clusterName, timeout: duration(0) } }],
-                },
-              ],
-            },
+            rds: { route_config_name: inboundRouteName(proxy.inboundPort), config_source: adsConfigSource() },
             http_filters: [
-              ...rbacFilters(authz, this.trustDomain, 'http', statPrefix(name)),
-              ...(rateLimit ? [localRateLimitFilter(rateLimit)] : []),
+              ...httpRbacFilters(),
+              {
+                name: FILTER.localRateLimit,
+                typed_config: { '@type': TYPE.localRateLimit, stat_prefix: 'inbound_rate_limit' },
+              },
               routerFilter(),
             ],
           },
@@ -654,8 +681,12 @@ export class MeshTranslator {
       ];
       listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
     }
-    return { listener, cluster };
+    return { listener, cluster, route };
   }
+}
+
+function perRouteConfig(configs: Obj): Obj {
+  return Object.keys(configs).length > 0 ? { typed_per_filter_config: configs } : {};
 }
 
 /** Same zone: 0; same region: 1; elsewhere: 2 (Envoy fails over by priority). */
@@ -723,23 +754,21 @@ function headerEdits(
   };
 }
 
-function localRateLimitFilter(rl: { requestsPerSecond: number; burst?: number }): Obj {
+/** A token bucket per instance (a per-route LocalRateLimit for the inbound route). */
+function localRateLimit(rl: { requestsPerSecond: number; burst?: number }): Obj {
   const always = {
     default_value: { numerator: 100, denominator: 'HUNDRED' },
     runtime_key: 'meshplane_rate_limit',
   };
   return {
-    name: FILTER.localRateLimit,
-    typed_config: {
-      '@type': TYPE.localRateLimit,
-      stat_prefix: 'inbound_rate_limit',
-      token_bucket: {
-        max_tokens: rl.burst ?? rl.requestsPerSecond,
-        tokens_per_fill: wrap(rl.requestsPerSecond),
-        fill_interval: duration(1_000),
-      },
-      filter_enabled: always,
-      filter_enforced: always,
+    '@type': TYPE.localRateLimit,
+    stat_prefix: 'inbound_rate_limit',
+    token_bucket: {
+      max_tokens: rl.burst ?? rl.requestsPerSecond,
+      tokens_per_fill: wrap(rl.requestsPerSecond),
+      fill_interval: duration(1_000),
     },
+    filter_enabled: always,
+    filter_enforced: always,
   };
 }
