@@ -88,23 +88,17 @@ export class ResourceEncodeError extends Error {
   }
 }
 
-// Message types whose JSON-ish object form is not a plain field map.
-const OPAQUE_TYPES = new Set([
-  'google.protobuf.Struct',
-  'google.protobuf.Value',
-  'google.protobuf.ListValue',
-]);
-
 /**
  * protobufjs' fromObject drops unknown fields silently; a misspelt field in a
  * resource would then vanish from the config. Walk the object and reject them.
+ * (google.protobuf.* types come from protobufjs' bundled definitions, whose field
+ * names are camelCase: a Struct value is `{stringValue: 'x'}`.)
  */
 function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: string): void {
   if (obj === null || obj === undefined) return;
   if (typeof obj !== 'object' || Array.isArray(obj)) {
     throw new ResourceEncodeError(typeUrl, at, `expected an object for ${type.fullName.slice(1)}`);
   }
-  if (OPAQUE_TYPES.has(type.fullName.slice(1))) return;
   const record = obj as Record<string, unknown>;
   if (type.fullName === '.google.protobuf.Any') {
     const inner = record['@type'];

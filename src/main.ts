@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import packageJson from '../package.json';
 import { createApiApp } from './api/app';
 import { InstanceLifecycle } from './instances';
@@ -16,7 +16,15 @@ import { type CaMaterial, MeshCa } from './sds/ca';
 import { CertManager } from './sds/certs';
 import { TokenService } from './sds/tokens';
 import { SnapshotBuilder } from './snapshot-builder';
-import { AdsServer, type ProxyIdentity, type ProxyStatus, XdsCache } from './xds';
+import {
+  AdsServer,
+  type ProxyIdentity,
+  type ProxyStatus,
+  proxySyncState,
+  SHORT_NAMES,
+  type TypeUrl,
+  XdsCache,
+} from './xds';
 
 export const VERSION: string = packageJson.version;
 
@@ -106,6 +114,25 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   const adminToken = loadAdminToken(c.dataDir, c.adminToken);
   const store = createSqliteStore({ dataDir: c.dataDir });
   const tokens = await TokenService.open(store);
+  const metrics = new Registry();
+  collectDefaultMetrics({ register: metrics, prefix: 'meshplane_process_' });
+  new Gauge({
+    name: 'meshplane_connected_proxies',
+    help: 'ADS streams currently open',
+    registers: [metrics],
+    collect() {
+      this.set(ads.connectedCount);
+    },
+  });
+  new Gauge({
+    name: 'meshplane_store_revision',
+    help: 'the mesh revision of the store',
+    registers: [metrics],
+    async collect() {
+      this.set(await store.revision());
+    },
+  });
+
   const cache = new XdsCache();
   const ca = await loadCa(store, { cert: c.caCertFile, key: c.caKeyFile }, log);
   // Authenticated xDS: a stream must carry a valid bootstrap token for the service its node claims.
@@ -127,14 +154,65 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     log: log.child({ module: 'sds' }),
     onIssued: (service) => builder?.identityIssued(service),
   });
-  builder = new SnapshotBuilder({ store, cache, certs, log: log.child({ module: 'snapshot' }) });
+  const m = createMetrics(metrics);
+  // Every type's counters exist from the start (a dashboard shows 0, not "no data").
+  for (const type of Object.values(SHORT_NAMES))
+    for (const c of [m.pushes, m.acks, m.nacks]) c.inc({ type }, 0);
+  /** Proxies with resources not yet ACKed: since when (for the convergence histogram). */
+  const converging = new Map<string, number>();
+  builder = new SnapshotBuilder({
+    store,
+    cache,
+    certs,
+    log: log.child({ module: 'snapshot' }),
+    onBuild: (b) => m.translation.observe({ path: b.endpointsOnly ? 'endpoints' : 'full' }, b.ms / 1000),
+    onProxyUpdated: (nodeId, since) => {
+      if (!converging.has(nodeId)) converging.set(nodeId, since);
+    },
+  });
   await builder.start();
   const snapshots = builder;
   // Registered first: a connecting proxy's resources must be in the cache before its first answer.
-  ads.on('connect', (p: ProxyStatus) => snapshots.proxyConnected(p));
-  ads.on('disconnect', (p: ProxyStatus) =>
-    snapshots.proxyDisconnected(p.nodeId, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined),
-  );
+  ads.on('connect', (p: ProxyStatus) => {
+    converging.set(p.nodeId, Date.now());
+    snapshots.proxyConnected(p);
+  });
+  ads.on('push', (_p: ProxyStatus, typeUrl: TypeUrl, _sent: unknown, latencyMs?: number) => {
+    m.pushes.inc({ type: SHORT_NAMES[typeUrl] });
+    if (latencyMs !== undefined) m.pushLatency.observe({ type: SHORT_NAMES[typeUrl] }, latencyMs / 1000);
+  });
+  ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl) => {
+    m.acks.inc({ type: SHORT_NAMES[typeUrl] });
+    const since = converging.get(p.nodeId);
+    if (since !== undefined && proxySyncState(p) === 'SYNCED') {
+      converging.delete(p.nodeId);
+      m.convergence.observe((Date.now() - since) / 1000);
+    }
+  });
+  ads.on('nack', (_p: ProxyStatus, typeUrl: TypeUrl) => m.nacks.inc({ type: SHORT_NAMES[typeUrl] }));
+  ads.on('disconnect', (p: ProxyStatus) => {
+    converging.delete(p.nodeId);
+    snapshots.proxyDisconnected(p.nodeId, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined);
+  });
+  new Gauge({
+    name: 'meshplane_certificate_expiry_timestamp_seconds',
+    help: 'when each service workload certificate (and the CA, service="") expires',
+    labelNames: ['service'],
+    registers: [metrics],
+    collect() {
+      this.reset();
+      this.set({ service: '' }, ca.notAfter.getTime() / 1000);
+      for (const e of certs.expiries()) this.set({ service: e.service }, e.notAfter.getTime() / 1000);
+    },
+  });
+  new Gauge({
+    name: 'meshplane_built_revision',
+    help: 'the store revision of the last configuration built for the proxies',
+    registers: [metrics],
+    collect() {
+      this.set(snapshots.builtRevision);
+    },
+  });
   const instances = new InstanceLifecycle({
     store,
     log: log.child({ module: 'instances' }),
@@ -148,25 +226,6 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
       return now !== undefined && now.disconnectedAt === undefined;
     }),
   );
-
-  const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: 'meshplane_process_' });
-  new Gauge({
-    name: 'meshplane_connected_proxies',
-    help: 'ADS streams currently open',
-    registers: [metrics],
-    collect() {
-      this.set(ads.connectedCount);
-    },
-  });
-  new Gauge({
-    name: 'meshplane_store_revision',
-    help: 'the mesh revision of the store',
-    registers: [metrics],
-    async collect() {
-      this.set(await store.revision());
-    },
-  });
 
   const xds = parseHostPort(c.xdsAddress, '--xds-address');
   const xdsPort = await ads.listen(c.xdsAddress);
@@ -227,5 +286,52 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
       storeOpen = false;
       await store.close();
     },
+  };
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** The control plane's own series (shared/design/API.md: /metrics). */
+function createMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    pushes: new Counter({
+      name: 'meshplane_xds_pushes_total',
+      help: 'xDS responses sent, by type',
+      labelNames: ['type'],
+      registers,
+    }),
+    acks: new Counter({
+      name: 'meshplane_xds_acks_total',
+      help: 'xDS ACKs received, by type',
+      labelNames: ['type'],
+      registers,
+    }),
+    nacks: new Counter({
+      name: 'meshplane_xds_nacks_total',
+      help: 'xDS NACKs received (Envoy rejected config), by type',
+      labelNames: ['type'],
+      registers,
+    }),
+    pushLatency: new Histogram({
+      name: 'meshplane_xds_push_latency_seconds',
+      help: "from a proxy's resources changing in the cache to the response being written, by type",
+      labelNames: ['type'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    translation: new Histogram({
+      name: 'meshplane_translation_duration_seconds',
+      help: 'time to translate and encode one revision for every connected proxy (path: full or endpoints)',
+      labelNames: ['path'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    convergence: new Histogram({
+      name: 'meshplane_proxy_convergence_seconds',
+      help: 'from a store change (or a connect) to the affected proxy having ACKed everything',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
   };
 }

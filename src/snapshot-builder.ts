@@ -38,6 +38,8 @@ export interface SnapshotBuilderOptions {
   readonly quietMs?: number;
   /** ...but never longer than this after the first one (default 100 ms). */
   readonly maxDelayMs?: number;
+  /** Told when a build changed a proxy's resources: from when (the first store change it reflects). */
+  readonly onProxyUpdated?: (nodeId: string, changeSeenAt: number, revision: number) => void;
   /** Told after each build: revision, proxies updated, duration, whether it was the endpoint fast path. */
   readonly onBuild?: (b: { revision: number; proxies: number; ms: number; endpointsOnly: boolean }) => void;
 }
@@ -54,6 +56,8 @@ export class SnapshotBuilder {
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
+  /** When the first store change reflected by the build in progress was seen. */
+  private changeSeenAt = Date.now();
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
   private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
@@ -145,6 +149,7 @@ export class SnapshotBuilder {
 
   private flush(): void {
     this.timer = undefined;
+    this.changeSeenAt = this.firstPendingAt;
     const endpointsOnly = this.pendingKinds.size === 1 && this.pendingKinds.has('Instance');
     this.pendingKinds = new Set();
     this.revision = this.pendingRevision;
@@ -164,13 +169,12 @@ export class SnapshotBuilder {
       this.warnings.set(k, [...(this.warnings.get(k) ?? []), w.message]);
     }
     for (const [nodeId, identity] of this.proxies) {
-      if (endpointsOnly) {
-        this.o.cache.set(nodeId, {
-          [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints(identity)),
-        });
-      } else {
-        this.o.cache.set(nodeId, this.resourcesFor(identity));
-      }
+      const changed = endpointsOnly
+        ? this.o.cache.set(nodeId, {
+            [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints(identity)),
+          })
+        : this.o.cache.set(nodeId, this.resourcesFor(identity));
+      if (changed.length > 0) this.o.onProxyUpdated?.(nodeId, this.changeSeenAt, this.revision);
     }
     const ms = performance.now() - started;
     for (const w of [...this.revisionWaiters]) {

@@ -270,7 +270,7 @@ export function createApiApp(o: ApiOptions): express.Express {
     const options: BootstrapOptions = {
       nodeId,
       cluster: service,
-      metadata: { service, address, inboundPort, appPort, labels },
+      metadata: { service, address, inboundPort, appPort, adminPort, labels },
       xdsAddress: q.xdsAddress ?? o.xdsAdvertise.address,
       xdsPort,
       apiType: apiType as AdsApiType,

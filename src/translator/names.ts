@@ -39,6 +39,9 @@ export function inboundClusterName(service: string, appPort: number): string {
   return `inbound|${appPort}|${service}`;
 }
 
+/** The cluster that reaches the trace collector. */
+export const TRACING_CLUSTER = 'meshplane|tracing';
+
 /** A cluster with no endpoints: where references to missing things go (fail closed, 503). */
 export const BLACKHOLE_CLUSTER = 'meshplane|blackhole';
 

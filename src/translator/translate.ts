@@ -35,6 +35,7 @@ import {
   statPrefix,
   subsetName,
 } from './names';
+import { accessLogs, tracing, tracingCluster } from './observability';
 import {
   downstreamTlsSocket,
   httpRbacFilters,
@@ -91,6 +92,7 @@ export class MeshTranslator {
   private readonly routeMemo = new Map<number, Obj>();
   private readonly claMemo = new Map<string, Obj>();
   private readonly blackhole: Obj;
+  private readonly tracingCluster: Obj | undefined;
   private readonly portPlan: ReadonlyMap<number, { http: Service[]; tcp?: Service }>;
   readonly warnings: Warning[] = [];
 
@@ -101,6 +103,7 @@ export class MeshTranslator {
       connect_timeout: duration(1_000),
       load_assignment: { cluster_name: BLACKHOLE_CLUSTER, endpoints: [] },
     };
+    this.tracingCluster = tracingCluster(snapshot.mesh);
     this.collectSubsets();
     this.portPlan = this.planPorts();
     this.analyze();
@@ -110,6 +113,7 @@ export class MeshTranslator {
   translate(proxy: ProxyIdentity): ProxyResources {
     const listeners: Obj[] = [];
     const clusters: Obj[] = [this.blackhole];
+    if (this.tracingCluster) clusters.push(this.tracingCluster);
     const routes: Obj[] = [];
     for (const name of [...this.snapshot.services.keys()].sort()) {
       const svc = this.snapshot.services.get(name)!;
@@ -285,6 +289,14 @@ export class MeshTranslator {
   /** How calls to a service are secured: its own override, else the Mesh's mode. */
   mtlsMode(service: string): MtlsMode {
     return this.snapshot.services.get(service)?.spec.mtls?.mode ?? this.snapshot.mesh.spec.mtls.mode;
+  }
+
+  /** Access logs and tracing for an HTTP connection manager, from the Mesh. */
+  private observability(service: string): Obj {
+    const mesh = this.snapshot.mesh;
+    const logs = accessLogs(mesh);
+    const trace = tracing(mesh, service);
+    return { ...(logs.length > 0 ? { access_log: logs } : {}), ...(trace ? { tracing: trace } : {}) };
   }
 
   private get trustDomain(): string {
@@ -556,6 +568,7 @@ export class MeshTranslator {
                 '@type': TYPE.hcm,
                 stat_prefix: statPrefix(name),
                 rds: { route_config_name: outboundRouteName(port), config_source: adsConfigSource() },
+                ...this.observability(proxy.service ?? proxy.nodeId),
                 http_filters: [{ name: FILTER.fault, typed_config: { '@type': TYPE.fault } }, routerFilter()],
               },
             },
@@ -653,6 +666,7 @@ export class MeshTranslator {
             '@type': TYPE.hcm,
             stat_prefix: statPrefix(name),
             rds: { route_config_name: inboundRouteName(proxy.inboundPort), config_source: adsConfigSource() },
+            ...this.observability(proxy.service),
             http_filters: [
               ...httpRbacFilters(),
               {

@@ -54,6 +54,8 @@ interface TypeState {
   names: Set<string>;
   /** The cache changed since the last response was computed. */
   dirty: boolean;
+  /** When the cache last changed for this type with no push since (push latency). */
+  dirtySince?: number;
   /** The client waits for an answer (first request, newly subscribed names). */
   mustRespond: boolean;
   /** The latest response not yet ACKed or NACKed. */
@@ -281,6 +283,7 @@ export abstract class AdsStream {
         const st = this.types.get(t);
         if (!st) continue;
         st.dirty = true;
+        st.dirtySince ??= Date.now();
         st.status.current = undefined;
       }
       this.pump();
@@ -377,7 +380,9 @@ export abstract class AdsStream {
     const sent: SentRecord = { version, nonce, at: new Date(), resources };
     st.status.lastSent = sent;
     st.status.pushes++;
-    this.ctx.emit('push', this.proxyStatus, st.typeUrl, sent);
+    const latencyMs = st.dirtySince === undefined ? undefined : Date.now() - st.dirtySince;
+    st.dirtySince = undefined;
+    this.ctx.emit('push', this.proxyStatus, st.typeUrl, sent, latencyMs);
   }
 
   /**

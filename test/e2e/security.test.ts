@@ -88,7 +88,7 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
   before(async () => {
     cp = await startMeshplane({ address: CP_ADDRESS, args: ['--instance-grace', '1s'] });
     mesh = new TestMesh(cp);
-    await mesh.apply(SERVICES + '---' + meshMode('strict'));
+    await mesh.apply(`${SERVICES}---${meshMode('strict')}`);
     await Promise.all([
       mesh.addPod({ name: 'web-0', service: 'web', address: '127.0.0.161' }),
       mesh.addPod({ name: 'other-0', service: 'other', address: '127.0.0.162' }),

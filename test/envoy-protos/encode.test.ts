@@ -99,4 +99,27 @@ describe('envoy-protos: encoder', () => {
       );
     });
   }
+
+  it('checks the fields of a google.protobuf.Struct too (camelCase there)', () => {
+    const log = (value: Record<string, unknown>) =>
+      encodeResource(LISTENER_TYPE, {
+        name: 'l',
+        access_log: [
+          {
+            name: 'file',
+            typed_config: {
+              '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+              path: '/tmp/x',
+              log_format: { json_format: { fields: { method: value } } },
+            },
+          },
+        ],
+      });
+    assert.throws(() => log({ string_value: '%REQ(:METHOD)%' }), ResourceEncodeError);
+    const back = decodeResource(LISTENER_TYPE, log({ stringValue: '%REQ(:METHOD)%' }).value) as any;
+    assert.match(
+      JSON.stringify(back.access_log[0].typed_config.log_format.json_format),
+      /"%REQ\(:METHOD\)%"/,
+    );
+  });
 });
