@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import packageJson from '../package.json';
 import { createApiApp } from './api/app';
+import { ChangeTracker } from './changes';
 import { InstanceLifecycle } from './instances';
 import type { Logger } from './log';
 import { createSqliteStore, type Store } from './registry';
@@ -18,6 +19,7 @@ import { TokenService } from './sds/tokens';
 import { SnapshotBuilder } from './snapshot-builder';
 import {
   AdsServer,
+  type NackRecord,
   type ProxyIdentity,
   type ProxyStatus,
   proxySyncState,
@@ -158,40 +160,35 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   // Every type's counters exist from the start (a dashboard shows 0, not "no data").
   for (const type of Object.values(SHORT_NAMES))
     for (const c of [m.pushes, m.acks, m.nacks]) c.inc({ type }, 0);
-  /** Proxies with resources not yet ACKed: since when (for the convergence histogram). */
-  const converging = new Map<string, number>();
+  const changes = new ChangeTracker({ onConverged: (seconds) => m.convergence.observe(seconds) });
   builder = new SnapshotBuilder({
     store,
     cache,
     certs,
     log: log.child({ module: 'snapshot' }),
     onBuild: (b) => m.translation.observe({ path: b.endpointsOnly ? 'endpoints' : 'full' }, b.ms / 1000),
-    onProxyUpdated: (nodeId, since) => {
-      if (!converging.has(nodeId)) converging.set(nodeId, since);
-    },
+    onStoreChange: (ev) => changes.recorded(ev),
+    onBuilt: (revision, affected) => changes.built(revision, affected),
   });
   await builder.start();
   const snapshots = builder;
   // Registered first: a connecting proxy's resources must be in the cache before its first answer.
-  ads.on('connect', (p: ProxyStatus) => {
-    converging.set(p.nodeId, Date.now());
-    snapshots.proxyConnected(p);
-  });
+  ads.on('connect', (p: ProxyStatus) => snapshots.proxyConnected(p));
   ads.on('push', (_p: ProxyStatus, typeUrl: TypeUrl, _sent: unknown, latencyMs?: number) => {
     m.pushes.inc({ type: SHORT_NAMES[typeUrl] });
     if (latencyMs !== undefined) m.pushLatency.observe({ type: SHORT_NAMES[typeUrl] }, latencyMs / 1000);
   });
   ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl) => {
     m.acks.inc({ type: SHORT_NAMES[typeUrl] });
-    const since = converging.get(p.nodeId);
-    if (since !== undefined && proxySyncState(p) === 'SYNCED') {
-      converging.delete(p.nodeId);
-      m.convergence.observe((Date.now() - since) / 1000);
-    }
+    if (proxySyncState(p) === 'SYNCED') changes.proxySynced(p.nodeId);
   });
-  ads.on('nack', (_p: ProxyStatus, typeUrl: TypeUrl) => m.nacks.inc({ type: SHORT_NAMES[typeUrl] }));
+  ads.on('nack', (p: ProxyStatus, typeUrl: TypeUrl, nack: NackRecord) => {
+    m.nacks.inc({ type: SHORT_NAMES[typeUrl] });
+    changes.proxyRejected(p.nodeId, SHORT_NAMES[typeUrl], nack.message);
+    snapshots.proxyRejected(p.nodeId, typeUrl, nack);
+  });
   ads.on('disconnect', (p: ProxyStatus) => {
-    converging.delete(p.nodeId);
+    changes.proxyGone(p.nodeId);
     snapshots.proxyDisconnected(p.nodeId, () => ads.proxy(p.nodeId)?.disconnectedAt === undefined);
   });
   new Gauge({
@@ -249,6 +246,7 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     log: log.child({ module: 'api' }),
     version: VERSION,
     builder: snapshots,
+    changes,
     trustBundle: () => ca.rootPem,
   });
   const httpAddr = parseHostPort(c.httpAddress, '--http-address');
@@ -329,7 +327,7 @@ function createMetrics(registry: Registry) {
     }),
     convergence: new Histogram({
       name: 'meshplane_proxy_convergence_seconds',
-      help: 'from a store change (or a connect) to the affected proxy having ACKed everything',
+      help: 'from a store change to each affected proxy having ACKed everything (one observation per change and proxy)',
       buckets: LATENCY_BUCKETS,
       registers,
     }),

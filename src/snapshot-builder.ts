@@ -21,10 +21,13 @@ import {
   CLUSTER_TYPE,
   ENDPOINT_TYPE,
   LISTENER_TYPE,
+  type NackRecord,
   type ProxyStatus,
   ROUTE_TYPE,
   SECRET_TYPE,
+  SHORT_NAMES,
   type SnapshotUpdate,
+  type TypeUrl,
   type XdsCache,
 } from './xds';
 
@@ -38,8 +41,10 @@ export interface SnapshotBuilderOptions {
   readonly quietMs?: number;
   /** ...but never longer than this after the first one (default 100 ms). */
   readonly maxDelayMs?: number;
-  /** Told when a build changed a proxy's resources: from when (the first store change it reflects). */
-  readonly onProxyUpdated?: (nodeId: string, changeSeenAt: number, revision: number) => void;
+  /** Told every change of the store's change feed, as it is seen. */
+  readonly onStoreChange?: (ev: ChangeEvent) => void;
+  /** Told after each build: the revision and the proxies whose resources changed in it. */
+  readonly onBuilt?: (revision: number, affected: readonly string[]) => void;
   /** Told after each build: revision, proxies updated, duration, whether it was the endpoint fast path. */
   readonly onBuild?: (b: { revision: number; proxies: number; ms: number; endpointsOnly: boolean }) => void;
 }
@@ -48,6 +53,17 @@ const key = (kind: string, name: string) => `${kind}/${name}`;
 
 export class SnapshotBuilder {
   private readonly objects = new Map<string, MeshObject>();
+  /** Store metadata of each object (for provenance and blame). */
+  private readonly meta = new Map<string, { resourceVersion: string; revision: number }>();
+  /** Each object as it was before its latest change (undefined: it did not exist). */
+  private readonly previous = new Map<string, MeshObject | undefined>();
+  /** Objects whose latest version a proxy rejected: the version served instead. */
+  private readonly quarantined = new Map<
+    string,
+    { resourceVersion: string; serving: MeshObject | undefined }
+  >();
+  /** NACKs attributed to each object (cleared when the object changes). */
+  private readonly nacks = new Map<string, ObjectNack[]>();
   private readonly proxies = new Map<string, ProxyIdentity>();
   private revision = 0;
   private translator: MeshTranslator;
@@ -56,8 +72,6 @@ export class SnapshotBuilder {
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
-  /** When the first store change reflected by the build in progress was seen. */
-  private changeSeenAt = Date.now();
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
   private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
@@ -71,7 +85,13 @@ export class SnapshotBuilder {
   /** Loads the current state and follows the store's change feed. */
   async start(): Promise<void> {
     const snap = await this.o.store.snapshot();
-    for (const obj of snap.objects) this.objects.set(key(obj.kind, obj.name), strip(obj));
+    for (const obj of snap.objects) {
+      this.objects.set(key(obj.kind, obj.name), strip(obj));
+      this.meta.set(key(obj.kind, obj.name), {
+        resourceVersion: obj.resourceVersion,
+        revision: obj.revision,
+      });
+    }
     this.revision = snap.revision;
     this.rebuild(false);
     this.unwatch = this.o.store.watch(snap.revision, (ev) => this.onChange(ev), {
@@ -112,6 +132,85 @@ export class SnapshotBuilder {
     }
   }
 
+  /** The objects translation uses: quarantined ones replaced by what is served instead. */
+  private servedObjects(): MeshObject[] {
+    if (this.quarantined.size === 0) return [...this.objects.values()];
+    const out: MeshObject[] = [];
+    for (const [k, o] of this.objects) {
+      const q = this.quarantined.get(k);
+      if (!q) out.push(o);
+      else if (q.serving) out.push(q.serving);
+    }
+    return out;
+  }
+
+  /**
+   * A proxy rejected a response. Find the mesh objects behind the rejected
+   * resources; blame the most recently changed of them, attach the NACK to its
+   * status and quarantine its new version (serve the one before it), so that
+   * unrelated changes keep converging. Returns the blamed objects.
+   */
+  proxyRejected(nodeId: string, typeUrl: TypeUrl, nack: NackRecord): ObjectRefWithVersion[] {
+    const identity = this.proxies.get(nodeId);
+    if (!identity) return [];
+    const kind = SHORT_NAMES[typeUrl];
+    const candidates = new Map<string, ObjectRefWithVersion>();
+    for (const name of nack.resources.slice(0, 500)) {
+      for (const ref of this.translator.contributors(identity, kind, name)) {
+        const k = key(ref.kind, ref.name);
+        const m = this.meta.get(k);
+        if (m) candidates.set(k, { ...ref, ...m });
+      }
+    }
+    if (candidates.size === 0) return [];
+    const newest = Math.max(...[...candidates.values()].map((c) => c.revision));
+    const blamed = [...candidates.values()].filter((c) => c.revision === newest);
+    let changed = false;
+    for (const b of blamed) {
+      const k = key(b.kind, b.name);
+      const list = this.nacks.get(k) ?? [];
+      list.push({
+        proxy: nodeId,
+        type: kind,
+        message: nack.message,
+        at: nack.at.toISOString(),
+        resourceVersion: b.resourceVersion,
+      });
+      this.nacks.set(k, list.slice(-20));
+      if (!this.quarantined.has(k)) {
+        this.quarantined.set(k, { resourceVersion: b.resourceVersion, serving: this.previous.get(k) });
+        changed = true;
+        this.o.log.warn(
+          { nodeId, kind: b.kind, name: b.name, resourceVersion: b.resourceVersion, message: nack.message },
+          'rejected by a proxy: quarantined; its previous version is served',
+        );
+      }
+    }
+    // Rebuild outside the stream's request handling that told us.
+    if (changed) setImmediate(() => this.rebuild(false));
+    return blamed;
+  }
+
+  /** NACKs attributed to an object, and whether its latest version is quarantined. */
+  rejectionsFor(
+    kind: Kind,
+    name: string,
+  ): { nacks: ObjectNack[]; quarantined?: { resourceVersion: string; serving?: string } } {
+    const k = key(kind, name);
+    const q = this.quarantined.get(k);
+    return {
+      nacks: this.nacks.get(k) ?? [],
+      ...(q
+        ? {
+            quarantined: {
+              resourceVersion: q.resourceVersion,
+              serving: q.serving ? 'previous version' : 'none',
+            },
+          }
+        : {}),
+    };
+  }
+
   /** Warnings about an object from the last translation. */
   warningsFor(kind: Kind, name: string): string[] {
     return this.warnings.get(key(kind, name)) ?? [];
@@ -134,9 +233,19 @@ export class SnapshotBuilder {
   }
 
   private onChange(ev: ChangeEvent): void {
+    this.o.onStoreChange?.(ev);
     const k = key(ev.kind, ev.name);
-    if (ev.op === 'delete') this.objects.delete(k);
-    else this.objects.set(k, strip(ev.object));
+    this.previous.set(k, this.objects.get(k));
+    // A new version (a fix) lifts the quarantine and clears the NACKs of the old one.
+    this.quarantined.delete(k);
+    this.nacks.delete(k);
+    if (ev.op === 'delete') {
+      this.objects.delete(k);
+      this.meta.delete(k);
+    } else {
+      this.objects.set(k, strip(ev.object));
+      this.meta.set(k, { resourceVersion: ev.object.resourceVersion, revision: ev.object.revision });
+    }
     this.pendingKinds.add(ev.kind);
     this.pendingRevision = Math.max(this.pendingRevision, ev.revision);
     const now = Date.now();
@@ -149,7 +258,6 @@ export class SnapshotBuilder {
 
   private flush(): void {
     this.timer = undefined;
-    this.changeSeenAt = this.firstPendingAt;
     const endpointsOnly = this.pendingKinds.size === 1 && this.pendingKinds.has('Instance');
     this.pendingKinds = new Set();
     this.revision = this.pendingRevision;
@@ -158,7 +266,7 @@ export class SnapshotBuilder {
 
   private rebuild(endpointsOnly: boolean): void {
     const started = performance.now();
-    this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, [...this.objects.values()]));
+    this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()));
     const mesh = this.translator.snapshot.mesh.spec;
     this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
     // Encoded bytes are shared by every proxy that gets the same object in this revision.
@@ -168,14 +276,16 @@ export class SnapshotBuilder {
       const k = key(w.kind, w.name);
       this.warnings.set(k, [...(this.warnings.get(k) ?? []), w.message]);
     }
+    const affected: string[] = [];
     for (const [nodeId, identity] of this.proxies) {
       const changed = endpointsOnly
         ? this.o.cache.set(nodeId, {
             [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints(identity)),
           })
         : this.o.cache.set(nodeId, this.resourcesFor(identity));
-      if (changed.length > 0) this.o.onProxyUpdated?.(nodeId, this.changeSeenAt, this.revision);
+      if (changed.length > 0) affected.push(nodeId);
     }
+    this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
     for (const w of [...this.revisionWaiters]) {
       if (w.revision <= this.revision) {
@@ -257,3 +367,19 @@ function strip(o: MeshObject): MeshObject {
 }
 
 export type { Warning };
+
+/** A NACK attributed to an object. */
+export interface ObjectNack {
+  readonly proxy: string;
+  readonly type: string;
+  readonly message: string;
+  readonly at: string;
+  readonly resourceVersion: string;
+}
+
+export interface ObjectRefWithVersion {
+  readonly kind: Kind;
+  readonly name: string;
+  readonly resourceVersion: string;
+  readonly revision: number;
+}

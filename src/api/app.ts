@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { stringify as toYaml } from 'yaml';
 import { decodeResource } from '../../envoy-protos';
 import { type AdsApiType, type BootstrapOptions, buildBootstrap } from '../bootstrap';
+import type { ChangeRecord } from '../changes';
 import type { Logger } from '../log';
 import {
   findKindByPlural,
@@ -38,7 +39,9 @@ import { buildOpenApi } from './openapi';
 /** What the API shows on an object besides the document: warnings and NACKs that concern it. */
 export interface ObjectStatus {
   readonly warnings: readonly string[];
-  readonly nacks: readonly Record<string, unknown>[];
+  readonly nacks: readonly object[];
+  /** Set when a proxy rejected the object's latest version: what is served instead. */
+  readonly quarantined?: object;
 }
 
 export interface ApiOptions {
@@ -63,7 +66,14 @@ export interface ApiOptions {
   readonly builder?: {
     readonly builtRevision: number;
     warningsFor(kind: Kind, name: string): string[];
+    rejectionsFor(kind: Kind, name: string): { nacks: readonly object[]; quarantined?: object };
     waitForRevision(revision: number, timeoutMs?: number): Promise<boolean>;
+  };
+  /** Change tracking: GET /v1/changes/{id}. */
+  readonly changes?: {
+    get(id: number): ChangeRecord | undefined;
+    toJson(c: ChangeRecord): Record<string, unknown>;
+    recent(limit?: number): ChangeRecord[];
   };
   /** The mesh CA's certificate (PEM): the trust bundle, never a key. */
   readonly trustBundle?: () => string;
@@ -149,6 +159,7 @@ export function createApiApp(o: ApiOptions): express.Express {
   const statusFor = (kind: Kind, name: string): ObjectStatus => ({
     warnings: o.builder?.warningsFor(kind, name) ?? [],
     nacks: [],
+    ...o.builder?.rejectionsFor(kind, name),
   });
   const rawBody = express.raw({ type: () => true, limit: o.bodyLimitBytes ?? 1024 * 1024 });
 
@@ -187,11 +198,36 @@ export function createApiApp(o: ApiOptions): express.Express {
     const dryRun = req.query.dryRun === 'true' || req.query.dryRun === '1';
     const docs = readDocuments(req.body, req.get('content-type'));
     const result = await o.store.apply(docs, { dryRun });
-    res.json({ dryRun, ...result, warnings: await warningsAfter(result.revision, dryRun ? [] : docs) });
+    const changed = !dryRun && result.changes.some((c) => c.action !== 'unchanged');
+    res.json({
+      dryRun,
+      ...result,
+      ...(changed ? { changeId: result.revision } : {}),
+      warnings: await warningsAfter(result.revision, dryRun ? [] : docs),
+    });
   });
 
   app.get('/v1/proxies', read, (_req, res) => {
     res.json({ builtRevision: o.builder?.builtRevision, items: o.ads.proxiesJson() });
+  });
+
+  app.get('/v1/changes', read, (_req, res) => {
+    if (!o.changes) throw new ApiError('NOT_FOUND', 'change tracking is off');
+    const changes = o.changes;
+    res.json({ items: changes.recent().map((c) => changes.toJson(c)) });
+  });
+
+  app.get('/v1/changes/:id', read, (req, res) => {
+    const id = Number(req.params.id);
+    if (!Number.isSafeInteger(id) || id < 1) {
+      throw new ApiError('INVALID', 'a change id is a positive integer', [
+        { path: 'id', message: 'not a change id' },
+      ]);
+    }
+    const c = o.changes?.get(id);
+    if (!c || !o.changes)
+      throw new ApiError('NOT_FOUND', `change ${id} not found (too old, or nothing changed)`);
+    res.json(o.changes.toJson(c));
   });
 
   app.get('/v1/mesh/ca', read, (_req, res) => {
@@ -354,6 +390,7 @@ export function createApiApp(o: ApiOptions): express.Express {
       .json({
         revision: r.revision,
         action: r.action,
+        ...(r.action !== 'unchanged' ? { changeId: r.revision } : {}),
         object: r.object,
         warnings: await warningsAfter(r.revision, [doc]),
       });
@@ -362,7 +399,7 @@ export function createApiApp(o: ApiOptions): express.Express {
   app.delete('/v1/:kind/:name', write, async (req, res) => {
     const kind = kindOf(req);
     const r = await o.store.delete(kind, String(req.params.name), { ifMatch: ifMatchOf(req) });
-    res.json({ revision: r.revision, object: r.object });
+    res.json({ revision: r.revision, changeId: r.revision, object: r.object });
   });
 
   app.use((req: Request) => {

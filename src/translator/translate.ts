@@ -34,6 +34,7 @@ import {
   outboundRouteName,
   statPrefix,
   subsetName,
+  TRACING_CLUSTER,
 } from './names';
 import { accessLogs, tracing, tracingCluster } from './observability';
 import {
@@ -53,6 +54,14 @@ export interface ProxyResources {
   readonly clusters: Obj[];
   readonly routes: Obj[];
   readonly endpoints: Obj[];
+}
+
+/** Which of a proxy's resource lists. */
+export type ResourceKind = 'listeners' | 'clusters' | 'routes' | 'endpoints' | 'secrets';
+
+export interface ObjectRef {
+  readonly kind: MeshObject['kind'];
+  readonly name: string;
 }
 
 /** Something an operator should know about an object: a missing reference, an ignored setting. */
@@ -148,6 +157,76 @@ export class MeshTranslator {
       out.push(this.cla(svc, '', {}, proxy.locality));
       for (const [sub, labels] of this.subsets.get(name) ?? [])
         out.push(this.cla(svc, sub, labels, proxy.locality));
+    }
+    return out;
+  }
+
+  // --- provenance -------------------------------------------------------
+
+  /**
+   * The mesh objects that contributed to one of a proxy's resources (the
+   * Envoy resource's type and name), for tying a NACK back to what caused it.
+   */
+  contributors(proxy: ProxyIdentity, type: ResourceKind, name: string): ObjectRef[] {
+    const s = this.snapshot;
+    const out: ObjectRef[] = [];
+    const add = (o: { kind: MeshObject['kind']; name: string } | undefined) => {
+      if (o && !out.some((x) => x.kind === o.kind && x.name === o.name))
+        out.push({ kind: o.kind, name: o.name });
+    };
+    const meshObject = s.objects.find((o) => o.kind === 'Mesh');
+    const [direction, port, subset, service] = name.split('|');
+    if (type === 'secrets') {
+      add(meshObject);
+      return out;
+    }
+    if (name === TRACING_CLUSTER) {
+      add(meshObject);
+      return out;
+    }
+    if (direction === 'inbound') {
+      const own = proxy.service;
+      if (!own) return out;
+      add(s.services.get(own));
+      if (type === 'routes') {
+        for (const a of s.authorizationByService.get(own) ?? []) add(a);
+        if (this.policy(own)?.spec.rateLimit) add(this.policy(own));
+      }
+      if (type === 'listeners') {
+        if (meshObject && (s.mesh.spec.accessLog || s.mesh.spec.tracing)) add(meshObject);
+        if (s.services.get(own)?.spec.protocol === 'tcp')
+          for (const a of s.authorizationByService.get(own) ?? []) add(a);
+      }
+      return out;
+    }
+    if (direction !== 'outbound') return out;
+    if (type === 'listeners' || type === 'routes') {
+      const plan = this.portPlan.get(Number(port));
+      for (const svc of [...(plan?.http ?? []), ...(plan?.tcp ? [plan.tcp] : [])]) {
+        add(svc);
+        if (type === 'routes') for (const tr of s.routesByService.get(svc.name) ?? []) add(tr);
+      }
+      if (type === 'listeners' && meshObject && (s.mesh.spec.accessLog || s.mesh.spec.tracing))
+        add(meshObject);
+      return out;
+    }
+    // Clusters and their endpoints: outbound|port|subset|service.
+    add(s.services.get(service));
+    const policy = this.policy(service);
+    if (type === 'clusters' || policy?.spec.localityFailover) add(policy);
+    if (subset) {
+      for (const routes of s.routesByService.values()) {
+        for (const tr of routes) {
+          const refs = tr.spec.http.flatMap((r) => [...r.backends, ...(r.mirror ? [r.mirror] : [])]);
+          if (refs.some((b) => (b.service ?? tr.spec.service) === service && subsetName(b.subset) === subset))
+            add(tr);
+        }
+      }
+    }
+    if (type === 'endpoints') {
+      const labels = this.subsets.get(service)?.get(subset) ?? {};
+      for (const inst of s.instancesByService.get(service) ?? [])
+        if (matches(inst.spec.labels, labels)) add(inst);
     }
     return out;
   }

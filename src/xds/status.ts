@@ -27,6 +27,8 @@ export interface NackRecord {
   /** Envoy's error_detail.message, verbatim. */
   readonly message: string;
   readonly code: number;
+  /** The resources of the rejected response (SotW: all of the type; Delta: the ones it carried). */
+  readonly resources: readonly string[];
 }
 
 export interface TypeStatus {
@@ -93,7 +95,11 @@ export function proxyStatusJson(p: ProxyStatus): Record<string, unknown> {
           ...(t.missing?.length ? { missing: t.missing.slice(0, 20) } : {}),
           lastSent: t.lastSent && { ...t.lastSent, at: t.lastSent.at.toISOString() },
           lastAcked: t.lastAcked && { ...t.lastAcked, at: t.lastAcked.at.toISOString() },
-          lastNack: t.lastNack && { ...t.lastNack, at: t.lastNack.at.toISOString() },
+          lastNack: t.lastNack && {
+            ...t.lastNack,
+            at: t.lastNack.at.toISOString(),
+            resources: t.lastNack.resources.slice(0, 20),
+          },
           pushes: t.pushes,
           acks: t.acks,
           nacks: t.nacks,

@@ -360,12 +360,20 @@ export abstract class AdsStream {
     version: string,
     nonce: string,
     detail: { code: number; message: string },
+    resources: readonly string[],
   ): void {
     st.outstanding = undefined;
     st.consecutiveNacks++;
     const { initial, max } = this.ctx.nackBackoff;
     st.nackBackoffUntil = Date.now() + Math.min(max, initial * 2 ** (st.consecutiveNacks - 1));
-    const nack: NackRecord = { version, nonce, at: new Date(), message: detail.message, code: detail.code };
+    const nack: NackRecord = {
+      version,
+      nonce,
+      at: new Date(),
+      message: detail.message,
+      code: detail.code,
+      resources: [...resources],
+    };
     st.status.lastNack = nack;
     st.status.nacks++;
     // Rejected clusters never warm; listeners need not wait for their CLAs.
@@ -548,10 +556,13 @@ export class SotwStream extends AdsStream {
         // Rule 2.1: error_detail tells a NACK from an ACK, never the version.
         if (req.error_detail) {
           st.parkedVersion = st.sentVersion;
-          this.recordNack(st, st.sentVersion ?? '', req.response_nonce, {
-            code: req.error_detail.code,
-            message: req.error_detail.message,
-          });
+          this.recordNack(
+            st,
+            st.sentVersion ?? '',
+            req.response_nonce,
+            { code: req.error_detail.code, message: req.error_detail.message },
+            [...st.sent.keys()],
+          );
         } else {
           st.parkedVersion = undefined;
           this.recordAck(st, req.version_info, req.response_nonce);
@@ -705,10 +716,13 @@ export class DeltaStream extends AdsStream {
           for (const [n, prev] of inflight.prev) {
             if (!inflight.sent.has(n) && !st.known.has(n) && prev !== undefined) st.known.set(n, prev);
           }
-          this.recordNack(st, inflight.version, req.response_nonce, {
-            code: req.error_detail.code,
-            message: req.error_detail.message,
-          });
+          this.recordNack(
+            st,
+            inflight.version,
+            req.response_nonce,
+            { code: req.error_detail.code, message: req.error_detail.message },
+            [...inflight.sent.keys()],
+          );
         } else {
           for (const n of inflight.sent.keys()) st.parked.delete(n);
           this.recordAck(st, inflight.version, req.response_nonce);
