@@ -1,7 +1,9 @@
 // The push pipeline: store change feed -> coalescing -> snapshot at revision R ->
 // translate per proxy -> encode (once per shared object) -> xDS cache -> ADS.
 // The only module that imports the registry, the translator and xds together.
-import { type EncodedResource, encodeResource } from '../envoy-protos';
+import { stringify as toYaml } from 'yaml';
+import { decodeResource, type EncodedResource, encodeResource } from '../envoy-protos';
+import { unifiedDiff } from './diff';
 import type { Logger } from './log';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
@@ -191,6 +193,87 @@ export class SnapshotBuilder {
     return blamed;
   }
 
+  /**
+   * What applying `docs` would do to each connected proxy, without doing it:
+   * per proxy and resource type, the names added, changed and removed, and a
+   * unified diff of the changed resources (as Envoy would see them).
+   */
+  preview(docs: readonly MeshObject[]): ProxyPreview[] {
+    const objs = new Map(this.servedObjects().map((o) => [key(o.kind, o.name), o] as const));
+    for (const d of docs) objs.set(key(d.kind, d.name), strip(d));
+    const t = new MeshTranslator(buildMeshSnapshot(this.revision + 1, [...objs.values()]));
+    const encoded = new WeakMap<Obj, EncodedResource>();
+    const encode = (typeUrl: string, o: Obj) => {
+      let e = encoded.get(o);
+      if (!e) {
+        e = encodeResource(typeUrl, o);
+        encoded.set(o, e);
+      }
+      return e;
+    };
+    const asYaml = (typeUrl: string, value: Uint8Array) =>
+      toYaml(decodeResource(typeUrl, value), { lineWidth: 0 });
+    const out: ProxyPreview[] = [];
+    for (const [nodeId, identity] of [...this.proxies.entries()].sort()) {
+      const r = t.translate(identity);
+      const preview: ProxyPreview = { nodeId, added: {}, changed: {}, removed: {}, diff: '' };
+      const diffs: string[] = [];
+      for (const [kind, typeUrl, objsOfType] of [
+        ['clusters', CLUSTER_TYPE, r.clusters],
+        ['endpoints', ENDPOINT_TYPE, r.endpoints],
+        ['listeners', LISTENER_TYPE, r.listeners],
+        ['routes', ROUTE_TYPE, r.routes],
+      ] as const) {
+        const current = this.o.cache.get(nodeId, typeUrl);
+        const next = new Map(objsOfType.map((o) => encode(typeUrl, o)).map((e) => [e.name, e] as const));
+        const added = [...next.keys()].filter((n) => !current.has(n));
+        const removed = [...current.keys()].filter((n) => !next.has(n));
+        const changed = [...next.values()].filter(
+          (e) => current.has(e.name) && current.get(e.name)!.version !== e.version,
+        );
+        if (added.length > 0) preview.added[kind] = added;
+        if (removed.length > 0) preview.removed[kind] = removed;
+        if (changed.length > 0) preview.changed[kind] = changed.map((e) => e.name);
+        for (const e of changed) {
+          diffs.push(
+            unifiedDiff(asYaml(typeUrl, current.get(e.name)!.value), asYaml(typeUrl, e.value), {
+              from: `${kind}/${e.name} (now)`,
+              to: `${kind}/${e.name} (after)`,
+            }),
+          );
+        }
+        for (const n of added)
+          diffs.push(
+            unifiedDiff('', asYaml(typeUrl, next.get(n)!.value), { from: '/dev/null', to: `${kind}/${n}` }),
+          );
+        for (const n of removed)
+          diffs.push(
+            unifiedDiff(asYaml(typeUrl, current.get(n)!.value), '', {
+              from: `${kind}/${n}`,
+              to: '/dev/null',
+            }),
+          );
+      }
+      if (diffs.length > 0) {
+        preview.diff = diffs.join('\n');
+        out.push(preview);
+      }
+    }
+    return out;
+  }
+
+  /** The quarantined objects a proxy rejected (it runs without them): its proxy status stays NACKED. */
+  rejectedBy(nodeId: string): { kind: string; name: string; type: string; message: string }[] {
+    const out: { kind: string; name: string; type: string; message: string }[] = [];
+    for (const k of this.quarantined.keys()) {
+      const n = (this.nacks.get(k) ?? []).filter((x) => x.proxy === nodeId).pop();
+      if (!n) continue;
+      const [kind, name] = k.split('/');
+      out.push({ kind, name, type: n.type, message: n.message });
+    }
+    return out;
+  }
+
   /** NACKs attributed to an object, and whether its latest version is quarantined. */
   rejectionsFor(
     kind: Kind,
@@ -375,6 +458,15 @@ export interface ObjectNack {
   readonly message: string;
   readonly at: string;
   readonly resourceVersion: string;
+}
+
+/** What a dry run would do to one proxy. */
+export interface ProxyPreview {
+  readonly nodeId: string;
+  readonly added: Record<string, string[]>;
+  readonly changed: Record<string, string[]>;
+  readonly removed: Record<string, string[]>;
+  diff: string;
 }
 
 export interface ObjectRefWithVersion {

@@ -17,6 +17,7 @@ import {
   KINDS,
   type Kind,
   labelsSchema,
+  type MeshObject,
   nameSchema,
   parseDurationMs,
 } from '../model';
@@ -29,11 +30,13 @@ import {
   LISTENER_TYPE,
   ROUTE_TYPE,
   SECRET_TYPE,
+  SHORT_NAMES,
   type TypeUrl,
   type XdsCache,
 } from '../xds';
 import { decodeUtf8, readDocuments, readSingleDocument } from './body';
 import { ApiError, toApiError } from './errors';
+import { createHistoryRouter } from './history';
 import { buildOpenApi } from './openapi';
 
 /** What the API shows on an object besides the document: warnings and NACKs that concern it. */
@@ -67,6 +70,8 @@ export interface ApiOptions {
     readonly builtRevision: number;
     warningsFor(kind: Kind, name: string): string[];
     rejectionsFor(kind: Kind, name: string): { nacks: readonly object[]; quarantined?: object };
+    preview(docs: readonly MeshObject[]): object[];
+    rejectedBy(nodeId: string): { kind: string; name: string; type: string; message: string }[];
     waitForRevision(revision: number, timeoutMs?: number): Promise<boolean>;
   };
   /** Change tracking: GET /v1/changes/{id}. */
@@ -202,13 +207,27 @@ export function createApiApp(o: ApiOptions): express.Express {
     res.json({
       dryRun,
       ...result,
+      // A dry run tells what each connected proxy would get: Envoy resources added, changed, removed.
+      ...(dryRun && o.builder ? { proxies: o.builder.preview(docs) } : {}),
       ...(changed ? { changeId: result.revision } : {}),
       warnings: await warningsAfter(result.revision, dryRun ? [] : docs),
     });
   });
 
   app.get('/v1/proxies', read, (_req, res) => {
-    res.json({ builtRevision: o.builder?.builtRevision, items: o.ads.proxiesJson() });
+    // A proxy that rejected a policy runs without it (quarantined); it stays NACKED, with the
+    // rejected objects listed, until the policy is fixed or removed.
+    const items = o.ads.proxiesJson().map((p) => {
+      const rejected = o.builder?.rejectedBy(String(p.nodeId)) ?? [];
+      if (rejected.length === 0) return p;
+      const types = { ...(p.types as Record<string, Record<string, unknown>>) };
+      for (const r of rejected) {
+        const typeUrl = Object.keys(types).find((t) => SHORT_NAMES[t as TypeUrl] === r.type);
+        if (typeUrl) types[typeUrl] = { ...types[typeUrl], state: 'NACKED' };
+      }
+      return { ...p, state: 'NACKED', types, rejected };
+    });
+    res.json({ builtRevision: o.builder?.builtRevision, items });
   });
 
   app.get('/v1/changes', read, (_req, res) => {
@@ -364,6 +383,9 @@ export function createApiApp(o: ApiOptions): express.Express {
     if (!r) throw new ApiError('NOT_FOUND', `Instance "${req.params.name}" not found`);
     res.json({ name: req.params.name, expiresAt: r.expiresAt?.toISOString() });
   });
+
+  // History, diff and rollback: /v1/{plural}/{name}/history|diff|rollback (history.ts).
+  app.use(createHistoryRouter({ store: o.store, read, write, warningsAfter }));
 
   app.get('/v1/:kind', read, async (req, res) => {
     const kind = kindOf(req);

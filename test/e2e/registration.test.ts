@@ -168,6 +168,7 @@ describe('e2e: instance registration (TTL heartbeats, Envoy node metadata)', fun
       address: s.address,
       inboundPort: INBOUND_PORT,
       appPort: s.appPort,
+      adminPort: ADMIN_PORT,
       labels: s.labels,
     });
     const list = await mp.api('GET', `/v1/instances?labels=${XDS_REGISTERED_LABEL}=xds`);

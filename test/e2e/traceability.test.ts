@@ -73,15 +73,27 @@ spec: { port: ${REVIEWS} }
     assert.match(change.json.state, /rejected/);
     assert.ok(change.json.proxies.some((p: any) => p.state === 'nacked' && /RE2/.test(p.message)));
 
+    // The proxy that rejected it is shown NACKED with Envoy's message while it runs without it.
+    const proxies = await mesh.api('GET', '/v1/proxies');
+    const rejecting = proxies.json.items.filter((p: any) => p.state === 'NACKED');
+    assert.ok(rejecting.length > 0);
+    for (const p of rejecting)
+      assert.deepEqual(
+        p.rejected.map((r: any) => r.name),
+        ['bad-regex'],
+      );
+
     // Unrelated changes keep converging on every proxy (the bad route is no longer served).
     const good = await mesh.apply(route('good-route', '^/good/.*', 'good'));
-    await mesh.converged(good.revision);
+    await eventually(async () => {
+      const c = await mesh.api('GET', `/v1/changes/${good.changeId}`);
+      assert.equal(c.json.state, 'converged', JSON.stringify(c.json));
+      assert.deepEqual(c.json.proxies.map((p: any) => p.nodeId).sort(), ['reviews-0', 'web-0']);
+    });
     await eventually(async () => {
       const r = await mesh.call('web-0', 'reviews', REVIEWS, '/good/1');
       assert.equal(r.headers['x-route'], 'good');
     });
-    const goodChange = await mesh.api('GET', `/v1/changes/${good.changeId}`);
-    assert.equal(goodChange.json.state, 'converged');
 
     // The fix: a valid regex. The NACK leaves the policy's status and the route works.
     const fixed = await mesh.apply(route('bad-regex', '^/fixed/.*', 'fixed'));
@@ -128,5 +140,35 @@ spec: { port: ${REVIEWS} }
       `histogram ${after.sum - before.sum}s vs ${sumMs}ms`,
     );
     await mesh.delete('trafficroutes', 'timed');
+  });
+
+  it('dry-runs a canary change: exactly the affected proxies’ route resources, with the weight diff, and stores nothing', async () => {
+    const canary = (v1: number, v2: number) => `
+kind: TrafficRoute
+name: canary
+spec:
+  service: reviews
+  http:
+    - backends: [ { subset: { version: v1 }, weight: ${v1} }, { subset: { version: v2 }, weight: ${v2} } ]
+`;
+    const live = await mesh.apply(canary(90, 10));
+    await mesh.converged(live.revision);
+    const dry = await mesh.api('POST', '/v1/apply?dryRun=true', canary(50, 50));
+    assert.equal(dry.status, 200);
+    assert.equal(dry.json.dryRun, true);
+    assert.equal(dry.json.changeId, undefined);
+    assert.deepEqual(dry.json.proxies.map((p: any) => p.nodeId).sort(), ['reviews-0', 'web-0']);
+    for (const p of dry.json.proxies) {
+      assert.deepEqual(p.changed, { routes: [`outbound|${REVIEWS}`] });
+      assert.deepEqual(p.added, {});
+      assert.deepEqual(p.removed, {});
+      assert.match(p.diff, /^-\s+value: 90$/m);
+      assert.match(p.diff, /^\+\s+value: 50$/m);
+      assert.match(p.diff, /^-\s+value: 10$/m);
+    }
+    const stored = await mesh.api('GET', '/v1/trafficroutes/canary');
+    assert.equal(stored.json.spec.http[0].backends[0].weight, 90, 'the dry run stored nothing');
+    assert.equal(stored.json.revision, live.revision);
+    await mesh.delete('trafficroutes', 'canary');
   });
 });
