@@ -33,8 +33,11 @@ function collectFn(dir) {
 }
 
 let selected = files.length > 0 ? files : collect(root);
-if (layer === 'unit') selected = selected.filter((f) => !f.includes(`${path.sep}e2e${path.sep}`));
-if (layer === 'e2e') selected = selected.filter((f) => f.includes(`${path.sep}e2e${path.sep}`));
+// Suites that run real Envoy: test/e2e, and the compose check (it validates bootstraps with Envoy).
+const realEnvoy = (f) =>
+  f.includes(`${path.sep}e2e${path.sep}`) || f.includes(`${path.sep}compose${path.sep}`);
+if (layer === 'unit') selected = selected.filter((f) => !realEnvoy(f));
+if (layer === 'e2e') selected = selected.filter(realEnvoy);
 
 const { mochaHooks } = require(path.join(root, 'support', 'processes.js'));
 const mocha = new Mocha({ timeout: 60_000, reporter: 'spec', grep, rootHooks: mochaHooks });

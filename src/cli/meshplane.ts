@@ -4,8 +4,10 @@
 import pino from 'pino';
 import type { Logger } from '../log';
 import { type ControlPlaneConfig, startControlPlane, VERSION } from '../main';
+import { runDemo } from './demo';
 
 const USAGE = `usage: meshplane serve [flags]
+       meshplane demo [--smoke]      the docker-compose example's mesh as local processes (--help)
 
   --http-address host:port    REST API, /metrics       (MESHPLANE_HTTP_ADDRESS, default 0.0.0.0:8080)
   --xds-address host:port     ADS gRPC server          (MESHPLANE_XDS_ADDRESS, default 0.0.0.0:18000)
@@ -137,6 +139,9 @@ async function main(argv: string[]): Promise<void> {
   switch (verb) {
     case 'serve':
       return serve(rest);
+    case 'demo':
+      process.exitCode = await runDemo(rest);
+      return;
     case 'version':
     case '--version':
       console.log(VERSION);

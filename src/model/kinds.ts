@@ -339,6 +339,10 @@ const ruleSchema = z.strictObject({
           .min(1)
           .optional(),
         paths: z.array(pathPatternSchema).min(1).optional(),
+        headers: z
+          .record(headerNameSchema, headerMatchSchema)
+          .optional()
+          .meta({ description: 'request headers that must all match (like route header matches)' }),
       }),
     )
     .min(1)

@@ -68,3 +68,15 @@ export function http2ProtocolOptions(): Obj {
 export function routerFilter(): Obj {
   return { name: FILTER.router, typed_config: { '@type': TYPE.router } };
 }
+
+/** An Envoy HeaderMatcher from a model header match ({exact|prefix|regex|present}). */
+export function headerMatcher(
+  name: string,
+  m: { exact?: string; prefix?: string; regex?: string; present?: boolean },
+): Obj {
+  if (m.present !== undefined)
+    return { name, present_match: true, ...(m.present ? {} : { invert_match: true }) };
+  if (m.exact !== undefined) return { name, string_match: { exact: m.exact } };
+  if (m.prefix !== undefined) return { name, string_match: { prefix: m.prefix } };
+  return { name, string_match: { safe_regex: { regex: m.regex } } };
+}

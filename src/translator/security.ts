@@ -1,7 +1,7 @@
 // mTLS transport sockets (SDS secrets by name) and RBAC filters from
 // AuthorizationPolicies. Pure.
 import type { AuthorizationPolicy } from '../model';
-import { adsConfigSource, FILTER, type Obj, TYPE, wrap } from './envoy';
+import { adsConfigSource, FILTER, headerMatcher, type Obj, TYPE, wrap } from './envoy';
 import { IDENTITY_SECRET, TRUST_SECRET } from './names';
 
 /** spiffe://<trustDomain>/service/<name> */
@@ -79,6 +79,8 @@ function permissions(rule: Rule, l7: boolean): Obj[] {
             orOf(t.methods.map((m) => ({ header: { name: ':method', string_match: { exact: m } } }))),
           );
         if (t.paths) parts.push(orOf(t.paths.map(pathPermission)));
+        for (const [name, m] of Object.entries(t.headers ?? {}).sort())
+          parts.push({ header: headerMatcher(name, m) });
         if (parts.length === 0) return { any: true };
         return parts.length === 1 ? parts[0] : { and_rules: { rules: parts } };
       }),

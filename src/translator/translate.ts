@@ -17,6 +17,7 @@ import {
   duration,
   FILTER,
   fractionalPercent,
+  headerMatcher,
   http2ProtocolOptions,
   type Obj,
   routerFilter,
@@ -131,7 +132,7 @@ export class MeshTranslator {
     }
     const reserved = new Set([...proxy.reservedPorts, ...(proxy.inboundPort ? [proxy.inboundPort] : [])]);
     for (const [port, plan] of [...this.portPlan.entries()].sort((a, b) => a[0] - b[0])) {
-      if (reserved.has(port) && proxy.outboundAddress === proxy.address) continue;
+      if (reserved.has(port)) continue; // the app, admin and inbound ports stay free wherever outbound binds
       if (plan.http.length > 0) {
         listeners.push(this.httpOutboundListener(proxy, port));
         routes.push(this.routeConfig(port));
@@ -805,11 +806,7 @@ function routeMatch(match: TrafficRoute['spec']['http'][number]['match']): Obj {
   else if (path?.regex !== undefined) out.safe_regex = { regex: path.regex };
   else out.prefix = path?.prefix ?? '/';
   const headers: Obj[] = [];
-  for (const [name, m] of Object.entries(match?.headers ?? {}).sort()) {
-    if (m.present !== undefined)
-      headers.push({ name, present_match: true, ...(m.present ? {} : { invert_match: true }) });
-    else headers.push({ name, string_match: stringMatch(m) });
-  }
+  for (const [name, m] of Object.entries(match?.headers ?? {}).sort()) headers.push(headerMatcher(name, m));
   if (match?.methods) {
     headers.push(
       match.methods.length === 1
