@@ -3,10 +3,10 @@
 // The only module that imports the registry, the translator and xds together.
 import { stringify as toYaml } from 'yaml';
 import { decodeResource, type EncodedResource, encodeResource } from '../envoy-protos';
-import { unifiedDiff } from './diff';
 import type { Logger } from './log';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
+import { unifiedDiff } from './registry/versions';
 import type { WorkloadCertificate } from './sds/ca';
 import type { CertManager } from './sds/certs';
 import {
@@ -156,17 +156,26 @@ export class SnapshotBuilder {
     const identity = this.proxies.get(nodeId);
     if (!identity) return [];
     const kind = SHORT_NAMES[typeUrl];
+    // Provenance against what was intended (quarantined versions included): a proxy may reject
+    // a response sent before an earlier quarantine took effect.
+    const intended =
+      this.quarantined.size === 0
+        ? this.translator
+        : new MeshTranslator(buildMeshSnapshot(this.revision, [...this.objects.values()]));
     const candidates = new Map<string, ObjectRefWithVersion>();
     for (const name of nack.resources.slice(0, 500)) {
-      for (const ref of this.translator.contributors(identity, kind, name)) {
+      for (const ref of intended.contributors(identity, kind, name)) {
         const k = key(ref.kind, ref.name);
         const m = this.meta.get(k);
         if (m) candidates.set(k, { ...ref, ...m });
       }
     }
     if (candidates.size === 0) return [];
+    // Already quarantined contributors explain it; otherwise blame the most recent change.
+    const already = [...candidates.entries()].filter(([k]) => this.quarantined.has(k)).map(([, c]) => c);
     const newest = Math.max(...[...candidates.values()].map((c) => c.revision));
-    const blamed = [...candidates.values()].filter((c) => c.revision === newest);
+    const blamed =
+      already.length > 0 ? already : [...candidates.values()].filter((c) => c.revision === newest);
     let changed = false;
     for (const b of blamed) {
       const k = key(b.kind, b.name);
@@ -237,20 +246,23 @@ export class SnapshotBuilder {
         for (const e of changed) {
           diffs.push(
             unifiedDiff(asYaml(typeUrl, current.get(e.name)!.value), asYaml(typeUrl, e.value), {
-              from: `${kind}/${e.name} (now)`,
-              to: `${kind}/${e.name} (after)`,
+              fromLabel: `${kind}/${e.name} (now)`,
+              toLabel: `${kind}/${e.name} (after)`,
             }),
           );
         }
         for (const n of added)
           diffs.push(
-            unifiedDiff('', asYaml(typeUrl, next.get(n)!.value), { from: '/dev/null', to: `${kind}/${n}` }),
+            unifiedDiff('', asYaml(typeUrl, next.get(n)!.value), {
+              fromLabel: '/dev/null',
+              toLabel: `${kind}/${n}`,
+            }),
           );
         for (const n of removed)
           diffs.push(
             unifiedDiff(asYaml(typeUrl, current.get(n)!.value), '', {
-              from: `${kind}/${n}`,
-              to: '/dev/null',
+              fromLabel: `${kind}/${n}`,
+              toLabel: '/dev/null',
             }),
           );
       }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `meshctl`: the operator's client of meshplane's REST API (shared/design/API.md):
-// apply, get, delete, proxy-status, proxy-config, bootstrap, token, version.
+// apply, get, delete, history, diff, rollback, proxy-status, proxy-config, bootstrap, token,
+// version.
 // A thin client: it talks HTTP to the API only, never to the store or xDS.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import { parseAllDocuments, parse as parseYaml, stringify as yamlStringify } fro
 import packageJson from '../../package.json';
 import { isDuration, parseDurationMs } from '../model/common';
 import { KIND_NAMES, KINDS, type Kind } from '../model/kinds';
+import { documentOf, type FieldChange, fieldChanges } from '../registry/versions';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../xds/type-urls';
 import {
   type ApiClient,
@@ -39,6 +41,16 @@ Verbs:
         yaml and json print the objects; \`get ... -o yaml | meshctl apply -f -\` round-trips.
   delete KIND NAME
         Delete one object.
+  history KIND NAME [--limit N] [-o table|json|yaml]
+        The object's kept versions, newest first: REVISION, RESOURCE_VERSION, OP (put or
+        delete), AGE and a summary of what each version changed (also after a delete).
+  diff KIND NAME [--from RV] [--to RV] [-o text|json|yaml]
+        A unified diff of two versions' YAML (default: the version before --to against --to;
+        --to defaults to the newest). json and yaml add the changed fields {path, from, to}.
+  rollback KIND NAME --to RV [-o text|json|yaml]
+        Write version RV's labels and spec again, as a new version (a change like any other);
+        only if the object did not change meanwhile. To a delete's RV: recreates the object as
+        it was before that delete.
   proxy-status [NODE_ID] [--all] [-o table|json|yaml]
         Each connected proxy's sync state per xDS type (CDS LDS EDS RDS SDS): SYNCED, STALE,
         NACKED or NOT SENT; below the table, Envoy's message for every NACKED type.
@@ -114,6 +126,9 @@ const VERB_FLAGS = {
   apply: [{ name: 'filename', short: 'f', type: 'list' }, { name: 'dry-run', type: 'bool' }, OUTPUT],
   get: [OUTPUT, { name: 'selector', short: 'l', type: 'value' }],
   delete: [],
+  history: [OUTPUT, { name: 'limit', type: 'value' }],
+  diff: [OUTPUT, { name: 'from', type: 'value' }, { name: 'to', type: 'value' }],
+  rollback: [OUTPUT, { name: 'to', type: 'value' }],
   'proxy-status': [OUTPUT, { name: 'all', type: 'bool' }],
   'proxy-config': [OUTPUT],
   bootstrap: [
@@ -643,6 +658,129 @@ async function cmdDelete(cl: CommandLine, _f: Flags, client: () => ApiClient, io
 }
 
 // ---------------------------------------------------------------------------
+// history, diff, rollback
+
+interface HistoryItem {
+  revision?: number;
+  resourceVersion?: string;
+  op?: string;
+  at?: string;
+  object?: Obj;
+}
+
+/** KIND NAME (or KIND/NAME) and nothing else. */
+function objectArgs(cl: CommandLine, shape: string): { kind: Kind; name: string } {
+  const { kind, name, rest } = kindAndName(cl.args);
+  if (name === undefined) throw new UsageError(`missing NAME: meshctl ${shape}`);
+  if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}": meshctl ${shape}`);
+  return { kind, name };
+}
+
+function short(v: unknown): string {
+  const s = v === undefined ? '(none)' : JSON.stringify(v);
+  return s.length > 24 ? `${s.slice(0, 21)}...` : s;
+}
+
+const SUMMARY_WIDTH = 72;
+
+/** What a version changed, from the one before it (older), in one line. */
+export function historySummary(entry: HistoryItem, older: HistoryItem | undefined): string {
+  if (entry.op === 'delete') return 'deleted';
+  if (!entry.object) return '-';
+  if (!older) {
+    const created = entry.object.createdAt !== undefined && entry.object.createdAt === entry.object.updatedAt;
+    return created ? 'created' : '(earlier versions not kept)';
+  }
+  if (older.op === 'delete' || !older.object) return 'recreated';
+  const doc = (o: Obj) => documentOf(o as { kind: string; name: string });
+  const changes: FieldChange[] = fieldChanges(doc(older.object), doc(entry.object));
+  if (changes.length === 0) return 'no change';
+  let text = '';
+  for (const [i, c] of changes.entries()) {
+    const part = `${c.path}: ${short(c.from)}->${short(c.to)}`;
+    if (i > 0 && text.length + 2 + part.length > SUMMARY_WIDTH)
+      return `${text} (+${changes.length - i} more)`;
+    text = i === 0 ? part : `${text}, ${part}`;
+  }
+  return text;
+}
+
+async function cmdHistory(cl: CommandLine, f: Flags, client: () => ApiClient, io: Io): Promise<number> {
+  const { kind, name } = objectArgs(cl, 'history KIND NAME [--limit N] [-o table|json|yaml]');
+  const format = f.output(['table', 'json', 'yaml'], 'table');
+  const limit = f.value('limit');
+  if (limit !== undefined && !/^[1-9]\d*$/.test(limit)) {
+    throw new UsageError(`--limit: a positive integer, not "${limit}"`);
+  }
+  const answer = await client().json<{ items?: HistoryItem[] }>(
+    'GET',
+    `/v1/${KINDS[kind].plural}/${seg(name)}/history`,
+    { query: { limit } },
+  );
+  if (format !== 'table') {
+    print(io, format, answer);
+    return EXIT.OK;
+  }
+  const items = Array.isArray(answer.items) ? answer.items : [];
+  const now = Date.now();
+  const rows = items.map((e, i) => [
+    cell(e.revision),
+    cell(e.resourceVersion),
+    cell(e.op),
+    age(e.at, now),
+    // The oldest row of a --limit page has an older version the server did not send.
+    i === items.length - 1 && limit !== undefined && items.length === Number(limit)
+      ? '-'
+      : historySummary(e, items[i + 1]),
+  ]);
+  io.out(formatTable(['REVISION', 'RESOURCE_VERSION', 'OP', 'AGE', 'SUMMARY'], rows));
+  return EXIT.OK;
+}
+
+async function cmdDiff(cl: CommandLine, f: Flags, client: () => ApiClient, io: Io): Promise<number> {
+  const { kind, name } = objectArgs(cl, 'diff KIND NAME [--from RV] [--to RV] [-o text|json|yaml]');
+  const format = f.output(['text', 'json', 'yaml'], 'text');
+  const answer = await client().json<Obj>('GET', `/v1/${KINDS[kind].plural}/${seg(name)}/diff`, {
+    query: { from: f.value('from'), to: f.value('to') },
+  });
+  if (format !== 'text') {
+    print(io, format, answer);
+    return EXIT.OK;
+  }
+  const diff = typeof answer.diff === 'string' ? answer.diff : '';
+  if (diff === '')
+    io.err(`no differences between resourceVersion ${cell(answer.from)} and ${cell(answer.to)}\n`);
+  else io.out(diff);
+  return EXIT.OK;
+}
+
+async function cmdRollback(cl: CommandLine, f: Flags, client: () => ApiClient, io: Io): Promise<number> {
+  const { kind, name } = objectArgs(cl, 'rollback KIND NAME --to RV [-o text|json|yaml]');
+  const format = f.output(['text', 'json', 'yaml'], 'text');
+  const to = f.required('to');
+  const answer = await client().json<{
+    revision?: number;
+    action?: string;
+    object?: Obj;
+    warnings?: { kind: string; name: string; message: string }[];
+  }>('POST', `/v1/${KINDS[kind].plural}/${seg(name)}/rollback`, { query: { to } });
+  if (format !== 'text') {
+    print(io, format, answer);
+    return EXIT.OK;
+  }
+  if (answer.action === 'unchanged') {
+    io.out(`${kind}/${name} unchanged: it already has resourceVersion ${to}'s labels and spec\n`);
+  } else {
+    io.out(
+      `${kind}/${name} rolled back to resourceVersion ${to}: ${cell(answer.action)}, ` +
+        `now resourceVersion ${cell(answer.object?.resourceVersion)} (revision ${cell(answer.revision)})\n`,
+    );
+  }
+  for (const w of answer.warnings ?? []) io.err(`warning: ${w.kind}/${w.name}: ${w.message}\n`);
+  return EXIT.OK;
+}
+
+// ---------------------------------------------------------------------------
 // proxy-status, proxy-config
 
 /** The xDS types proxy-status shows, as operators name them. */
@@ -861,6 +999,9 @@ const VERBS: Record<
   apply: cmdApply,
   get: cmdGet,
   delete: cmdDelete,
+  history: cmdHistory,
+  diff: cmdDiff,
+  rollback: cmdRollback,
   'proxy-status': cmdProxyStatus,
   'proxy-config': cmdProxyConfig,
   bootstrap: cmdBootstrap,

@@ -1,5 +1,6 @@
-// The registry's public surface: the store interface, its errors and the SQLite store.
+// The registry's public surface: the store interface, its errors, the SQLite store and version diffs.
 // Callers depend on `Store`, never on a particular implementation's internals.
 export * from './errors';
 export * from './sqlite-store';
 export * from './store';
+export * from './versions';

@@ -1,27 +1,32 @@
 // The embedded store: one SQLite file (<dataDir>/meshplane.db, WAL, synchronous=FULL) with the
-// objects, a bounded change log and the revision counter. Must not depend on HTTP, xDS or Envoy.
+// objects, a bounded change log, each object's bounded history and the revision counter.
+// Must not depend on HTTP, xDS or Envoy.
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import Database from 'better-sqlite3';
 import { isKind, KIND_NAMES, type Kind, type MeshObject, type ObjectOfKind } from '../model';
 import { CompactedError, ConflictError, NotFoundError, ValidationError } from './errors';
-import type {
-  ApplyOptions,
-  ApplyResult,
-  ChangeAction,
-  ChangeEvent,
-  ChangeListener,
-  DeleteResult,
-  ListOptions,
-  ObjectChange,
-  PreconditionOptions,
-  PutResult,
-  Store,
-  StoredObject,
-  StoreSnapshot,
-  Unsubscribe,
-  WatchOptions,
+import {
+  ABSENT,
+  type ApplyOptions,
+  type ApplyResult,
+  type ChangeAction,
+  type ChangeEvent,
+  type ChangeListener,
+  type DeleteResult,
+  type HistoryEntry,
+  type HistoryOptions,
+  type ListOptions,
+  type ObjectChange,
+  type PreconditionOptions,
+  type PutOptions,
+  type PutResult,
+  type Store,
+  type StoredObject,
+  type StoreSnapshot,
+  type Unsubscribe,
+  type WatchOptions,
 } from './store';
 
 export interface SqliteStoreOptions {
@@ -29,14 +34,28 @@ export interface SqliteStoreOptions {
   dataDir: string;
   /** How many change-log entries to keep (whole revisions are dropped, oldest first). Default 10,000. */
   maxChanges?: number;
+  /**
+   * How many versions of each object its history keeps (the newest; at least 1, so the current
+   * version is always kept). Default 20.
+   */
+  historyLimit?: number;
+  /**
+   * How many history entries to keep in all, across objects (at least historyLimit). Past it,
+   * the oldest entries go first, deleted objects' included, but never the current version of a
+   * live object. Default 100,000.
+   */
+  maxHistoryEntries?: number;
 }
 
 export const DB_FILE_NAME = 'meshplane.db';
 const DEFAULT_MAX_CHANGES = 10_000;
-const SCHEMA_VERSION = 1;
+export const DEFAULT_HISTORY_LIMIT = 20;
+export const DEFAULT_MAX_HISTORY_ENTRIES = 100_000;
+const SCHEMA_VERSION = 2;
 const DEFAULT_PAGE = 1000;
 
-const SCHEMA = `
+/** Schema version 1: objects, change log, meta, kv. */
+const SCHEMA_V1 = `
 CREATE TABLE objects (
   kind       TEXT NOT NULL,
   name       TEXT NOT NULL CHECK (length(name) > 0),
@@ -61,6 +80,25 @@ INSERT INTO meta (key, value) VALUES ('revision', 0), ('compactedRevision', 0);
 CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
 `;
 
+/**
+ * Version 2 adds each object's history: one row per put and delete, written with the write,
+ * pruned per object and in total, never by change-log compaction. `historyRows` counts its rows.
+ */
+const SCHEMA_V2 = `
+CREATE TABLE history (
+  seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind             TEXT NOT NULL,
+  name             TEXT NOT NULL,
+  revision         INTEGER NOT NULL,
+  resource_version TEXT NOT NULL,
+  op               TEXT NOT NULL CHECK (op IN ('put', 'delete')),
+  object           TEXT NOT NULL CHECK (json_valid(object)),
+  at               TEXT NOT NULL
+);
+CREATE INDEX history_by_object ON history (kind, name, seq);
+INSERT INTO meta (key, value) VALUES ('historyRows', 0);
+`;
+
 interface ObjectRow {
   kind: string;
   name: string;
@@ -69,6 +107,14 @@ interface ObjectRow {
   revision: number;
   created_at: string;
   updated_at: string;
+}
+
+interface HistoryRow {
+  revision: number;
+  resource_version: string;
+  op: 'put' | 'delete';
+  object: string;
+  at: string;
 }
 
 interface ChangeRow {
@@ -108,6 +154,8 @@ export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly maxChanges: number;
+  private readonly historyLimit: number;
+  private readonly maxHistoryEntries: number;
   private readonly watchers = new Set<Watcher>();
   private closed = false;
   private readonly stmt: Statements;
@@ -118,6 +166,19 @@ export class SqliteStore implements Store {
       throw new RangeError(`maxChanges must be a positive integer, got ${maxChanges}`);
     }
     this.maxChanges = maxChanges;
+    const historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    if (!Number.isSafeInteger(historyLimit) || historyLimit < 1) {
+      throw new RangeError(`historyLimit must be a positive integer, got ${historyLimit}`);
+    }
+    const maxHistoryEntries =
+      options.maxHistoryEntries ?? Math.max(DEFAULT_MAX_HISTORY_ENTRIES, historyLimit);
+    if (!Number.isSafeInteger(maxHistoryEntries) || maxHistoryEntries < historyLimit) {
+      throw new RangeError(
+        `maxHistoryEntries must be an integer of at least historyLimit (${historyLimit}), got ${maxHistoryEntries}`,
+      );
+    }
+    this.historyLimit = historyLimit;
+    this.maxHistoryEntries = maxHistoryEntries;
     // Owner-only: the data dir and the database will also hold the CA (via setMeta).
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     this.path = join(options.dataDir, DB_FILE_NAME);
@@ -147,10 +208,29 @@ export class SqliteStore implements Store {
     }
     this.db
       .transaction(() => {
-        this.db.exec(SCHEMA);
+        if (version < 1) this.db.exec(SCHEMA_V1);
+        if (version < 2) this.migrateToV2();
         this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
       })
       .immediate();
+  }
+
+  /** Adds the history table; each existing object's current version becomes its first entry. */
+  private migrateToV2(): void {
+    this.db.exec(SCHEMA_V2);
+    const insert = this.db.prepare<[string, string, number, string, string, string]>(
+      "INSERT INTO history (kind, name, revision, resource_version, op, object, at) VALUES (?, ?, ?, ?, 'put', ?, ?)",
+    );
+    let rows = 0;
+    const objects = this.db
+      .prepare<[], ObjectRow>('SELECT * FROM objects ORDER BY revision, kind, name')
+      .all();
+    for (const row of objects) {
+      const obj = toStored(row);
+      insert.run(obj.kind, obj.name, obj.revision, obj.resourceVersion, JSON.stringify(obj), obj.updatedAt);
+      rows++;
+    }
+    this.db.prepare("UPDATE meta SET value = ? WHERE key = 'historyRows'").run(rows);
   }
 
   /** The database settings in effect, for diagnostics and tests. */
@@ -213,7 +293,7 @@ export class SqliteStore implements Store {
         if (action !== 'unchanged') events.push(putEvent(stored));
       }
       const revision = events.length > 0 ? next : current;
-      const logged = options.dryRun ? [] : this.commitEvents(events, revision);
+      const logged = options.dryRun ? [] : this.commitEvents(events, revision, now);
       return { result: { revision, changes }, logged };
     };
     const { result, logged } = options.dryRun
@@ -223,18 +303,32 @@ export class SqliteStore implements Store {
     return result;
   }
 
-  async put(object: MeshObject, options: PreconditionOptions = {}): Promise<PutResult> {
+  async put(object: MeshObject, options: PutOptions = {}): Promise<PutResult> {
     this.assertOpen();
     checkObjects([object]);
+    if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== '*') {
+      throw new RangeError(`ifNoneMatch must be '*', got ${String(options.ifNoneMatch)}`);
+    }
+    if (options.ifNoneMatch !== undefined && options.ifMatch !== undefined) {
+      throw new RangeError('give ifMatch or ifNoneMatch, not both');
+    }
     const { result, logged } = this.db
       .transaction(() => {
         const existing = this.stmt.getObject.get(object.kind, object.name);
         checkPrecondition(object, existing, options.ifMatch);
+        if (options.ifNoneMatch === '*' && existing) {
+          throw new ConflictError(
+            { kind: object.kind, name: object.name },
+            ABSENT,
+            String(existing.revision),
+          );
+        }
         const current = this.readMeta('revision');
-        const { action, stored } = this.writeObject(object, current + 1, new Date().toISOString(), false);
+        const now = new Date().toISOString();
+        const { action, stored } = this.writeObject(object, current + 1, now, false);
         const events = action === 'unchanged' ? [] : [putEvent(stored)];
         const revision = events.length > 0 ? current + 1 : current;
-        const logged = this.commitEvents(events, revision);
+        const logged = this.commitEvents(events, revision, now);
         return { result: { revision, action, object: stored }, logged };
       })
       .immediate();
@@ -252,7 +346,11 @@ export class SqliteStore implements Store {
         const revision = this.readMeta('revision') + 1;
         this.stmt.deleteObject.run(kind, name);
         const object = toStored(existing);
-        const logged = this.commitEvents([{ revision, kind, name, op: 'delete', object }], revision);
+        const logged = this.commitEvents(
+          [{ revision, kind, name, op: 'delete', object }],
+          revision,
+          new Date().toISOString(),
+        );
         return { result: { revision, object }, logged };
       })
       .immediate();
@@ -288,6 +386,15 @@ export class SqliteStore implements Store {
     this.watchers.add(w);
     this.schedule(w);
     return () => this.stopWatcher(w);
+  }
+
+  async history(kind: Kind, name: string, options: HistoryOptions = {}): Promise<HistoryEntry[]> {
+    this.assertOpen();
+    const limit = options.limit;
+    if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
+      throw new RangeError(`limit must be a positive integer, got ${limit}`);
+    }
+    return this.stmt.historyOf.all(kind, name, limit ?? -1).map(toHistoryEntry);
   }
 
   async getMeta(key: string): Promise<string | undefined> {
@@ -339,14 +446,39 @@ export class SqliteStore implements Store {
     return { action: existing ? 'updated' : 'created', stored: toStored(row) };
   }
 
-  /** Logs the events, bumps the revision and trims the log; nothing when there are no events. */
-  private commitEvents(events: readonly ChangeEvent[], revision: number): ChangeRow[] {
+  /**
+   * Logs the events and records them in the objects' histories, bumps the revision, trims the
+   * log and prunes the histories; nothing when there are no events.
+   */
+  private commitEvents(events: readonly ChangeEvent[], revision: number, now: string): ChangeRow[] {
     if (events.length === 0) return [];
     const rows = events.map((e) => ({ ...e, object: JSON.stringify(e.object) }));
-    for (const r of rows) this.stmt.insertChange.run(r.revision, r.kind, r.name, r.op, r.object);
+    rows.forEach((r, i) => {
+      this.stmt.insertChange.run(r.revision, r.kind, r.name, r.op, r.object);
+      // A put's entry is named by the object's resourceVersion; a delete's by its revision.
+      const rv = r.op === 'put' ? events[i]!.object.resourceVersion : String(r.revision);
+      this.stmt.insertHistory.run(r.kind, r.name, r.revision, rv, r.op, r.object, now);
+    });
     this.stmt.setMeta.run(revision, 'revision');
     this.trimChanges(revision);
+    this.pruneHistory(rows);
     return rows;
+  }
+
+  /** Keeps historyLimit entries per written object, then at most maxHistoryEntries in all. */
+  private pruneHistory(rows: readonly ChangeRow[]): void {
+    let count = this.readMeta('historyRows') + rows.length;
+    const done = new Set<string>();
+    for (const r of rows) {
+      const key = `${r.kind}/${r.name}`;
+      if (done.has(key)) continue;
+      done.add(key);
+      count -= this.stmt.pruneObjectHistory.run(r.kind, r.name, r.kind, r.name, this.historyLimit).changes;
+    }
+    if (count > this.maxHistoryEntries) {
+      count -= this.stmt.pruneOldestHistory.run(count - this.maxHistoryEntries).changes;
+    }
+    this.stmt.setMeta.run(count, 'historyRows');
   }
 
   /** Keeps about maxChanges log entries, dropping whole revisions but never the newest one. */
@@ -361,7 +493,7 @@ export class SqliteStore implements Store {
     this.stmt.setMeta.run(cut, 'compactedRevision');
   }
 
-  private readMeta(key: 'revision' | 'compactedRevision'): number {
+  private readMeta(key: 'revision' | 'compactedRevision' | 'historyRows'): number {
     return this.stmt.getMeta.get(key)!.value;
   }
 
@@ -495,6 +627,24 @@ function prepareStatements(db: Database.Database) {
     changesBetween: db.prepare<[number, number], ChangeRow>(
       'SELECT revision, kind, name, op, object FROM changes WHERE revision > ? AND revision <= ? ORDER BY seq',
     ),
+    insertHistory: db.prepare<[string, string, number, string, string, string, string]>(
+      'INSERT INTO history (kind, name, revision, resource_version, op, object, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    historyOf: db.prepare<[string, string, number], HistoryRow>(
+      'SELECT revision, resource_version, op, object, at FROM history WHERE kind = ? AND name = ? ' +
+        'ORDER BY seq DESC LIMIT ?',
+    ),
+    /** Drops an object's entries older than its newest `?` (the last parameter). */
+    pruneObjectHistory: db.prepare<[string, string, string, string, number]>(
+      'DELETE FROM history WHERE kind = ? AND name = ? AND seq <= ' +
+        '(SELECT seq FROM history WHERE kind = ? AND name = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)',
+    ),
+    /** Drops the oldest `?` entries that are not the current version of a live object. */
+    pruneOldestHistory: db.prepare<[number]>(
+      'DELETE FROM history WHERE seq IN (SELECT h.seq FROM history h WHERE NOT EXISTS ' +
+        '(SELECT 1 FROM objects o WHERE o.kind = h.kind AND o.name = h.name AND o.revision = h.revision) ' +
+        'ORDER BY h.seq LIMIT ?)',
+    ),
     getKv: db.prepare<[string], { value: string }>('SELECT value FROM kv WHERE key = ?'),
     setKv: db.prepare<[string, string, string]>(
       'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ' +
@@ -523,6 +673,16 @@ function toEvent(row: ChangeRow): ChangeEvent {
     kind: row.kind as Kind,
     name: row.name,
     op: row.op,
+    object: JSON.parse(row.object) as StoredObject,
+  };
+}
+
+function toHistoryEntry(row: HistoryRow): HistoryEntry {
+  return {
+    revision: row.revision,
+    resourceVersion: row.resource_version,
+    op: row.op,
+    at: row.at,
     object: JSON.parse(row.object) as StoredObject,
   };
 }

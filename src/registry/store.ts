@@ -77,6 +77,41 @@ export interface PreconditionOptions {
   ifMatch?: string;
 }
 
+export interface PutOptions extends PreconditionOptions {
+  /**
+   * `'*'`: write only if the object does not exist (else ConflictError, with `expected`
+   * `ABSENT` and the object's current resourceVersion). Not together with ifMatch.
+   */
+  ifNoneMatch?: '*';
+}
+
+/** The `expected` of a ConflictError from `ifNoneMatch: '*'`: the caller expected no object. */
+export const ABSENT = '(absent)';
+
+/**
+ * One version of an object in its history.
+ * - `put`: a write that changed the object (create, update, rollback); `object` is the
+ *   object as written, and `resourceVersion` is its resourceVersion.
+ * - `delete`: the object was deleted; `object` is the object as it was just before (as in
+ *   the change feed), and `resourceVersion` names the deletion itself (unique per object,
+ *   never the resourceVersion of a live object).
+ */
+export interface HistoryEntry {
+  /** The mesh revision of the write. */
+  revision: number;
+  resourceVersion: string;
+  op: 'put' | 'delete';
+  /** ISO 8601 time of the write. */
+  at: string;
+  /** Absent only when a store keeps no bodies for an entry (the SQLite store always does). */
+  object?: StoredObject;
+}
+
+export interface HistoryOptions {
+  /** At most this many entries (the newest ones). */
+  limit?: number;
+}
+
 export interface WatchOptions {
   /**
    * Told when the watch cannot continue (CompactedError: the change log no longer reaches back
@@ -115,7 +150,7 @@ export interface Store {
    */
   apply(objects: readonly MeshObject[], options?: ApplyOptions): Promise<ApplyResult>;
   /** Creates or replaces one object. */
-  put(object: MeshObject, options?: PreconditionOptions): Promise<PutResult>;
+  put(object: MeshObject, options?: PutOptions): Promise<PutResult>;
   /** Deletes one object; NotFoundError when absent. */
   delete(kind: Kind, name: string, options?: PreconditionOptions): Promise<DeleteResult>;
   /** The current mesh revision (0 for an empty store). */
@@ -131,6 +166,14 @@ export interface Store {
    * never inside a write. Returns a function that stops the watch.
    */
   watch(fromRevision: number, listener: ChangeListener, options?: WatchOptions): Unsubscribe;
+  /**
+   * An object's versions, newest first: one entry per write that changed it (`put`, never for
+   * an `unchanged` one or a dry run) and per `delete`, written in the same transaction as the
+   * write. Not subject to change-log compaction: bounded per object instead (the newest
+   * entries; the current version of a live object is always kept), and kept after a delete
+   * (a deleted object's history stays readable until pruned). [] when none is kept.
+   */
+  history(kind: Kind, name: string, options?: HistoryOptions): Promise<HistoryEntry[]>;
   /** A small durable key-value space for other modules (e.g. the CA). */
   getMeta(key: string): Promise<string | undefined>;
   setMeta(key: string, value: string): Promise<void>;

@@ -46,7 +46,7 @@ describe('SqliteStore specifics', () => {
     assert.equal(store.path, join(dataDir, DB_FILE_NAME));
     assert.ok(existsSync(store.path));
     assert.equal(statSync(store.path).mode & 0o777, 0o600);
-    assert.deepEqual(store.settings(), { journalMode: 'wal', synchronous: 'full', schemaVersion: 1 });
+    assert.deepEqual(store.settings(), { journalMode: 'wal', synchronous: 'full', schemaVersion: 2 });
   });
 
   it('refuses a database written by a newer schema version', async () => {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import type { MeshObject, Service } from '../../src/model';
 import {
+  ABSENT,
   type ChangeEvent,
   CompactedError,
   ConflictError,
@@ -16,6 +17,8 @@ import { exampleObjects } from '../model/examples';
 export interface StoreHarnessOpenOptions {
   /** How many change-log entries the store keeps. */
   maxChanges?: number;
+  /** How many versions of each object its history keeps. */
+  historyLimit?: number;
 }
 
 /** One backing storage (a directory, a database schema) that stores can be opened on, again and again. */
@@ -628,6 +631,140 @@ export function storeBehaviour(name: string, factory: StoreFactory): void {
           '1 put Service/c',
           '1 put Service/d',
         ]);
+      });
+    });
+
+    describe('history', () => {
+      /** `revision op port` per entry, for readable assertions. */
+      const versions = async (name: string) =>
+        (await store.history('Service', name)).map(
+          (e) => `${e.revision} ${e.op} ${e.object ? portOf(e.object) : '-'}`,
+        );
+
+      it('records every write that changes an object, newest first, with the object as written', async () => {
+        const v1 = await store.put(service('a'));
+        const v2 = await store.put(service('a', 81, { team: 'x' }));
+        assert.equal((await store.put(service('a', 81, { team: 'x' }))).action, 'unchanged');
+        const batch = await store.apply([service('a', 82), service('b')]);
+        assert.equal(batch.revision, 3);
+        const history = await store.history('Service', 'a');
+        assert.deepEqual(
+          history.map((e) => [e.revision, e.op]),
+          [
+            [3, 'put'],
+            [2, 'put'],
+            [1, 'put'],
+          ],
+        );
+        assert.deepEqual(history[2]!.object, v1.object);
+        assert.deepEqual(history[1]!.object, v2.object);
+        assert.deepEqual(history[0]!.object, await store.get('Service', 'a'));
+        assert.deepEqual(
+          history.map((e) => e.resourceVersion),
+          [batch.changes[0]!.resourceVersion, v2.object.resourceVersion, v1.object.resourceVersion],
+        );
+        for (const e of history) assert.match(e.at, ISO_TIME);
+        assert.equal(history[0]!.at, history[0]!.object!.updatedAt);
+        // Every object of an apply batch gets its entry, at the batch's revision.
+        assert.deepEqual(await versions('b'), ['3 put 80']);
+      });
+
+      it('records nothing for a dry run, an unchanged apply or a failed write', async () => {
+        await store.put(service('a'));
+        await store.apply([service('a', 99), service('c')], { dryRun: true });
+        await store.apply([service('a')]);
+        await assert.rejects(store.put(service('a', 98), { ifMatch: 'stale' }), ConflictError);
+        assert.deepEqual(await versions('a'), ['1 put 80']);
+        assert.deepEqual(await store.history('Service', 'c'), []);
+      });
+
+      it('is written atomically with the write: a batch that fails records nothing', async () => {
+        await store.apply([service('existing')]);
+        const bad = { kind: 'Service', name: 'bad', spec: 'not an object' } as unknown as Service;
+        await assert.rejects(store.apply([service('new'), service('existing', 99), bad]));
+        assert.deepEqual(await store.history('Service', 'new'), []);
+        assert.deepEqual(await versions('existing'), ['1 put 80']);
+      });
+
+      it('keeps a deleted object’s history, the delete newest, with the object as it was', async () => {
+        await store.put(service('a'));
+        const before = (await store.put(service('a', 81))).object;
+        await store.delete('Service', 'a');
+        const history = await store.history('Service', 'a');
+        assert.deepEqual(
+          history.map((e) => `${e.revision} ${e.op}`),
+          ['3 delete', '2 put', '1 put'],
+        );
+        assert.deepEqual(history[0]!.object, before);
+        assert.match(history[0]!.at, ISO_TIME);
+        // Every entry has its own resourceVersion, and the delete's is no live object's.
+        assert.equal(new Set(history.map((e) => e.resourceVersion)).size, 3);
+        const again = await store.put(service('a', 82));
+        assert.equal(again.action, 'created');
+        assert.notEqual(again.object.resourceVersion, history[0]!.resourceVersion);
+        assert.deepEqual(await versions('a'), ['4 put 82', '3 delete 81', '2 put 81', '1 put 80']);
+      });
+
+      it('keeps the newest historyLimit versions per object, the current one always', async () => {
+        await reopen({ historyLimit: 3 });
+        for (let port = 80; port <= 85; port++) await store.put(service('a', port));
+        await store.put(service('b'));
+        assert.deepEqual(await versions('a'), ['6 put 85', '5 put 84', '4 put 83']);
+        assert.deepEqual(await versions('b'), ['7 put 80']);
+        await store.delete('Service', 'a');
+        assert.deepEqual(await versions('a'), ['8 delete 85', '6 put 85', '5 put 84']);
+        await reopen({ historyLimit: 1 });
+        await store.put(service('b', 81));
+        assert.deepEqual(await versions('b'), ['9 put 81']);
+      });
+
+      it('limit returns the newest entries', async () => {
+        for (let port = 80; port <= 84; port++) await store.put(service('a', port));
+        const two = await store.history('Service', 'a', { limit: 2 });
+        assert.deepEqual(
+          two.map((e) => e.revision),
+          [5, 4],
+        );
+        await assert.rejects(store.history('Service', 'a', { limit: 0 }), RangeError);
+      });
+
+      it('is not cut by change-log compaction', async () => {
+        await reopen({ maxChanges: 2 });
+        for (let port = 80; port <= 84; port++) await store.put(service('a', port));
+        await assert.rejects(store.changesSince(0), CompactedError);
+        assert.equal((await store.history('Service', 'a')).length, 5);
+      });
+
+      it('survives reopening', async () => {
+        await store.apply([service('a'), service('b')]);
+        await store.put(service('a', 81));
+        await store.delete('Service', 'b');
+        const a = await store.history('Service', 'a');
+        const b = await store.history('Service', 'b');
+        await reopen();
+        assert.deepEqual(await store.history('Service', 'a'), a);
+        assert.deepEqual(await store.history('Service', 'b'), b);
+        assert.deepEqual(await versions('b'), ['3 delete 80', '1 put 80']);
+      });
+
+      it('is empty for an object never written, and kinds are apart', async () => {
+        await store.put(service('a'));
+        assert.deepEqual(await store.history('Service', 'nope'), []);
+        assert.deepEqual(await store.history('TrafficRoute', 'a'), []);
+      });
+
+      it('ifNoneMatch "*" creates only an absent object', async () => {
+        const created = await store.put(service('a'), { ifNoneMatch: '*' });
+        assert.equal(created.action, 'created');
+        const err = await store.put(service('a', 81), { ifNoneMatch: '*' }).then(
+          () => assert.fail('put should have failed'),
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof ConflictError, String(err));
+        assert.equal(err.expected, ABSENT);
+        assert.equal(err.actual, created.object.resourceVersion);
+        assert.equal((await store.get('Service', 'a'))?.spec.port, 80);
+        assert.equal(await store.revision(), 1);
       });
     });
 
