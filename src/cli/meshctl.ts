@@ -23,17 +23,27 @@ import { age, formatTable } from './table';
 export const CLIENT_VERSION: string = packageJson.version;
 
 /** Exit codes scripts can rely on (also in USAGE). */
-export const EXIT = { OK: 0, SERVER_ERROR: 1, USAGE: 2, UNREACHABLE: 3, NACKED: 4 } as const;
+export const EXIT = {
+  OK: 0,
+  SERVER_ERROR: 1,
+  USAGE: 2,
+  UNREACHABLE: 3,
+  NACKED: 4,
+  NOT_CONVERGED: 5,
+} as const;
 
 export const DEFAULT_SERVER = 'http://127.0.0.1:8080';
 
 export const USAGE = `usage: meshctl [global flags] VERB [arguments] [flags]
 
 Verbs:
-  apply -f FILE|DIR|- [-f ...] [--dry-run] [-o json|yaml]
+  apply -f FILE|DIR|- [-f ...] [--dry-run] [--wait [--timeout 30s]] [-o json|yaml]
         Create or update every document, all in one atomic apply. FILE: multi-document YAML
         or JSON; DIR: its .yaml, .yml and .json files in name order; -: standard input.
-        --dry-run validates and reports what would change, storing nothing.
+        --dry-run validates and reports what would change, storing nothing: the objects,
+        and per connected proxy the Envoy resources added, changed and removed, as a diff.
+        --wait blocks until every affected proxy ACKed the change (exit 0), or one rejected
+        it (exit 4, with Envoy's message), or --timeout passed (exit 5).
   get KIND [NAME] [-l k=v,...] [-o table|yaml|json]
         List the objects of a kind, or show one. KIND: mesh, service, instance, trafficroute,
         destinationpolicy, authorizationpolicy (singular or plural, any case; short names svc,
@@ -85,7 +95,9 @@ Exit codes:
      per detail on standard error
   2  usage error: unknown verb or flag, missing or bad argument, unreadable local file
   3  cannot reach the server (refused, unresolvable, no answer within --timeout)
-  4  proxy-status: at least one proxy NACKED its configuration (the table is still printed)
+  4  proxy-status: at least one proxy NACKED its configuration (the table is still printed);
+     apply --wait: a proxy rejected the change (Envoy's messages are printed)
+  5  apply --wait: not every affected proxy ACKed the change within --timeout
 `;
 
 /** A mistake on the command line or an unreadable local input (exit 2). */
@@ -123,7 +135,12 @@ const GLOBAL_FLAGS: readonly FlagDef[] = [
 const OUTPUT: FlagDef = { name: 'output', short: 'o', type: 'value' };
 
 const VERB_FLAGS = {
-  apply: [{ name: 'filename', short: 'f', type: 'list' }, { name: 'dry-run', type: 'bool' }, OUTPUT],
+  apply: [
+    { name: 'filename', short: 'f', type: 'list' },
+    { name: 'dry-run', type: 'bool' },
+    { name: 'wait', type: 'bool' },
+    OUTPUT,
+  ],
   get: [OUTPUT, { name: 'selector', short: 'l', type: 'value' }],
   delete: [],
   history: [OUTPUT, { name: 'limit', type: 'value' }],
@@ -576,8 +593,52 @@ function locate(d: ErrorDetail, placed: readonly Placed[]): string {
 interface ApplyAnswer {
   dryRun: boolean;
   revision: number;
+  changeId?: number;
   changes: { kind: string; name: string; action: string }[];
   warnings?: { kind: string; name: string; message: string }[];
+  proxies?: {
+    nodeId: string;
+    added: Record<string, string[]>;
+    changed: Record<string, string[]>;
+    removed: Record<string, string[]>;
+    diff: string;
+  }[];
+}
+
+interface ChangeAnswer {
+  id: number;
+  state: 'pending' | 'converged' | 'partially-rejected' | 'rejected' | 'timed-out';
+  proxies: { nodeId: string; state: string; ms?: number; message?: string; type?: string }[];
+}
+
+/** Follows a change until every affected proxy ACKed (0), one rejected it (4) or time ran out (5). */
+async function waitForChange(
+  id: number,
+  timeoutMs: number,
+  client: () => ApiClient,
+  io: Io,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let c: ChangeAnswer;
+  for (;;) {
+    c = await client().json<ChangeAnswer>('GET', `/v1/changes/${id}`);
+    if (c.state !== 'pending' || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  for (const p of c.proxies) {
+    io.out(`${p.nodeId} ${p.state.toUpperCase()}${p.ms !== undefined ? ` ${p.ms}ms` : ''}\n`);
+    if (p.message) io.err(`${p.nodeId} rejected ${p.type ?? ''}: ${p.message}\n`);
+  }
+  if (c.state === 'converged') {
+    io.out(`change ${id} converged on ${c.proxies.length} prox${c.proxies.length === 1 ? 'y' : 'ies'}\n`);
+    return EXIT.OK;
+  }
+  if (c.state === 'rejected' || c.state === 'partially-rejected') {
+    io.err(`error: change ${id} was ${c.state}\n`);
+    return EXIT.NACKED;
+  }
+  io.err(`error: change ${id} did not converge within ${timeoutMs / 1000}s (${c.state})\n`);
+  return EXIT.NOT_CONVERGED;
 }
 
 async function cmdApply(cl: CommandLine, f: Flags, client: () => ApiClient, io: Io): Promise<number> {
@@ -613,6 +674,16 @@ async function cmdApply(cl: CommandLine, f: Flags, client: () => ApiClient, io: 
   for (const c of answer.changes)
     io.out(`${c.kind}/${c.name} ${c.action}${answer.dryRun ? ' (dry run)' : ''}\n`);
   for (const w of answer.warnings ?? []) io.err(`warning: ${w.kind}/${w.name}: ${w.message}\n`);
+  // A dry run shows its effect on each connected proxy, in Envoy's terms.
+  for (const p of answer.proxies ?? []) {
+    const parts = (['added', 'changed', 'removed'] as const).flatMap((what) =>
+      Object.entries(p[what]).map(([type, names]) => `${type} ${what}: ${names.join(', ')}`),
+    );
+    io.out(`\nproxy ${p.nodeId}: ${parts.join('; ')}\n${p.diff}\n`);
+  }
+  if (f.bool('wait') && !answer.dryRun && answer.changeId !== undefined) {
+    return waitForChange(answer.changeId, timeoutOf(f), client, io);
+  }
   return EXIT.OK;
 }
 

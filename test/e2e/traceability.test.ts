@@ -3,9 +3,13 @@
 // tracked to every affected proxy's ACK, with the same numbers as the
 // convergence histogram.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { eventually } from '../support/eventually';
 import { httpGet } from '../support/http';
 import { TestMesh } from '../support/mesh';
+import { runMeshctl } from '../support/meshctl';
 import { startMeshplane } from '../support/meshplane';
 
 const CP_ADDRESS = '127.0.0.170';
@@ -170,5 +174,39 @@ spec:
     assert.equal(stored.json.spec.http[0].backends[0].weight, 90, 'the dry run stored nothing');
     assert.equal(stored.json.revision, live.revision);
     await mesh.delete('trafficroutes', 'canary');
+  });
+
+  it('meshctl apply --wait returns only after every affected proxy ACKed, and fails with the NACK on a bad change', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-wait-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'good.yaml'), route('waited', '^/waited/.*', 'waited-v1'));
+      const ok = await runMeshctl(
+        ['apply', '-f', path.join(dir, 'good.yaml'), '--wait', '--timeout', '20s'],
+        {
+          server: cp.url,
+          token: cp.adminToken,
+        },
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /converged on 2 proxies/);
+      // Already in every sidecar's Envoy at the moment meshctl returned.
+      for (const pod of ['web-0', 'reviews-0']) {
+        const dump = JSON.stringify(await mesh.pod(pod).envoy.configDump('dynamic_route_configs'));
+        assert.match(dump, /waited-v1/, `${pod} has the route`);
+      }
+      fs.writeFileSync(path.join(dir, 'bad.yaml'), route('waited', BAD_REGEX, 'waited-bad'));
+      const bad = await runMeshctl(
+        ['apply', '-f', path.join(dir, 'bad.yaml'), '--wait', '--timeout', '20s'],
+        {
+          server: cp.url,
+          token: cp.adminToken,
+        },
+      );
+      assert.equal(bad.code, 4, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, /RE2 program size/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+      await mesh.delete('trafficroutes', 'waited');
+    }
   });
 });
