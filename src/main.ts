@@ -42,6 +42,8 @@ export interface ControlPlaneConfig {
   /** What bootstraps tell sidecars to dial (host:port); default: the xDS address, 0.0.0.0 as 127.0.0.1. */
   readonly xdsAdvertiseAddress?: string;
   readonly instanceGraceMs: number;
+  /** Versions kept per object for history and rollback (default 20). */
+  readonly historyLimit?: number;
   /** Accept ADS streams without a valid bootstrap token (development only). */
   readonly insecureXds?: boolean;
   /** An operator-provided CA (PEM files); else one is generated on first start and kept in the store. */
@@ -114,7 +116,7 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   }
   fs.mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
   const adminToken = loadAdminToken(c.dataDir, c.adminToken);
-  const store = createSqliteStore({ dataDir: c.dataDir });
+  const store = createSqliteStore({ dataDir: c.dataDir, historyLimit: c.historyLimit });
   const tokens = await TokenService.open(store);
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: 'meshplane_process_' });

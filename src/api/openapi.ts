@@ -141,6 +141,20 @@ export function buildOpenApi(version: string): Record<string, unknown> {
       },
     },
     // Health, metrics and this document never need the token.
+    '/v1/changes': {
+      get: { summary: 'Recent changes and their state', responses: { '200': { description: 'ok' } } },
+    },
+    '/v1/changes/{id}': {
+      get: {
+        summary:
+          'One change (a revision): its objects, each affected proxy (pending / acked / nacked, time to ACK) and the overall state',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { '200': { description: 'ok' }, ...errors(400, 404) },
+      },
+    },
+    '/v1/mesh/ca': {
+      get: { summary: 'The trust bundle (PEM); never a key', responses: { '200': { description: 'PEM' } } },
+    },
     '/healthz': {
       get: { summary: 'Liveness', security: [], responses: { '200': { description: 'alive' } } },
     },
@@ -171,6 +185,31 @@ export function buildOpenApi(version: string): Record<string, unknown> {
         summary: `List ${kind} objects`,
         parameters: [{ name: 'labels', in: 'query', schema: { type: 'string' }, description: 'k=v,k2=v2' }],
         responses: { '200': { description: 'ok' }, ...errors(400, 401) },
+      },
+    };
+    paths[`/v1/${plural}/{name}/history`] = {
+      get: {
+        summary: `Earlier versions of one ${kind}, newest first`,
+        parameters: [name],
+        responses: { '200': { description: 'ok' }, ...errors(400, 404) },
+      },
+    };
+    paths[`/v1/${plural}/{name}/diff`] = {
+      get: {
+        summary: `A unified diff between two versions of one ${kind}`,
+        parameters: [
+          name,
+          { name: 'from', in: 'query', schema: { type: 'string' } },
+          { name: 'to', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': { description: 'ok' }, ...errors(400, 404) },
+      },
+    };
+    paths[`/v1/${plural}/{name}/rollback`] = {
+      post: {
+        summary: `Restore an earlier version of one ${kind} (a new change)`,
+        parameters: [name, { name: 'to', in: 'query', required: true, schema: { type: 'string' } }],
+        responses: { '200': { description: 'rolled back' }, ...errors(400, 401, 404, 409) },
       },
     };
     paths[`/v1/${plural}/{name}`] = {

@@ -21,6 +21,8 @@ const USAGE = `usage: meshplane serve [flags]
   --log-level LEVEL           debug | info | warn | error (MESHPLANE_LOG_LEVEL, default info)
   --ca-cert FILE --ca-key FILE  the mesh CA from PEM files (MESHPLANE_CA_CERT, MESHPLANE_CA_KEY);
                               default: generated on first start and kept in the store
+  --history-limit N           versions kept per object for history and rollback (default 20;
+                              MESHPLANE_HISTORY_LIMIT)
   --insecure-xds              accept ADS streams without a bootstrap token (development only;
                               MESHPLANE_INSECURE_XDS=true)
 
@@ -28,6 +30,12 @@ The admin token comes from MESHPLANE_ADMIN_TOKEN, or <data-dir>/admin-token
 (generated on first start, mode 0600).`;
 
 class UsageError extends Error {}
+
+function positiveInt(flag: string, s: string): number {
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: a positive integer, not "${s}"`);
+  return n;
+}
 
 function parseDuration(flag: string, s: string): number {
   const m = s.match(/^(\d+)(ms|s|m)$/);
@@ -57,6 +65,9 @@ export function parseServeFlags(
     instanceGraceMs: 10_000,
     logLevel: env.MESHPLANE_LOG_LEVEL ?? 'info',
     insecureXds: env.MESHPLANE_INSECURE_XDS === 'true',
+    historyLimit: env.MESHPLANE_HISTORY_LIMIT
+      ? positiveInt('MESHPLANE_HISTORY_LIMIT', env.MESHPLANE_HISTORY_LIMIT)
+      : undefined,
     caCertFile: env.MESHPLANE_CA_CERT as string | undefined,
     caKeyFile: env.MESHPLANE_CA_KEY as string | undefined,
   };
@@ -95,6 +106,9 @@ export function parseServeFlags(
         break;
       case '--log-level':
         c.logLevel = value();
+        break;
+      case '--history-limit':
+        c.historyLimit = positiveInt(name, value());
         break;
       case '--insecure-xds':
         c.insecureXds = true;
