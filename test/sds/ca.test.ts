@@ -30,6 +30,7 @@ describe('sds: mesh CA', function () {
     assert.equal(cert.subjectAltName, `URI:${spiffeId('mesh.local', 'reviews')}`);
     assert.equal(w.spiffeId, 'spiffe://mesh.local/service/reviews');
     assert.ok(cert.checkPrivateKey(crypto.createPrivateKey(w.keyPem)));
+    assert.equal(cert.publicKey.asymmetricKeyType, 'ec', 'workload keys are ECDSA P-256');
     assert.equal(new Date(cert.validTo).getTime(), Math.floor((now.getTime() + 20_000) / 1000) * 1000);
     assert.ok(new Date(cert.validFrom) <= now);
     assert.equal(cert.serialNumber.toLowerCase(), w.serial.toLowerCase());
