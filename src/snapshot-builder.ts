@@ -70,6 +70,7 @@ export class SnapshotBuilder {
   private revision = 0;
   private translator: MeshTranslator;
   private encoded = new WeakMap<Obj, EncodedResource>();
+  private encodedLists = new WeakMap<Obj[], EncodedResource[]>();
   private warnings = new Map<string, string[]>();
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -366,6 +367,7 @@ export class SnapshotBuilder {
     this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
     // Encoded bytes are shared by every proxy that gets the same object in this revision.
     this.encoded = new WeakMap();
+    this.encodedLists = new WeakMap();
     this.warnings = new Map();
     for (const w of this.translator.warnings) {
       const k = key(w.kind, w.name);
@@ -444,6 +446,15 @@ export class SnapshotBuilder {
   }
 
   private encodeAll(typeUrl: string, objs: Obj[]): EncodedResource[] {
+    // A list shared by many proxies (the same array) is encoded once per build.
+    const shared = this.encodedLists.get(objs);
+    if (shared) return shared;
+    const out = this.encodeEach(typeUrl, objs);
+    this.encodedLists.set(objs, out);
+    return out;
+  }
+
+  private encodeEach(typeUrl: string, objs: Obj[]): EncodedResource[] {
     return objs.map((o) => {
       let e = this.encoded.get(o);
       if (!e) {

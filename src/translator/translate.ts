@@ -100,6 +100,9 @@ export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
   private readonly routeMemo = new Map<number, Obj>();
+  /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
+  private readonly endpointViews = new Map<string, Obj[]>();
+  private readonly anyFailover: boolean;
   private readonly claMemo = new Map<string, Obj>();
   private readonly blackhole: Obj;
   private readonly tracingCluster: Obj | undefined;
@@ -114,6 +117,9 @@ export class MeshTranslator {
       load_assignment: { cluster_name: BLACKHOLE_CLUSTER, endpoints: [] },
     };
     this.tracingCluster = tracingCluster(snapshot.mesh);
+    this.anyFailover = [...snapshot.policiesByService.values()].some(
+      (ps) => ps[0]?.spec.localityFailover === true,
+    );
     this.collectSubsets();
     this.portPlan = this.planPorts();
     this.analyze();
@@ -151,6 +157,10 @@ export class MeshTranslator {
 
   /** Only the ClusterLoadAssignments (the instance fast path). */
   endpoints(proxy: ProxyIdentity): Obj[] {
+    // Proxies see the same endpoints unless locality failover orders them by the caller's locality.
+    const view = this.anyFailover ? localityKey(proxy.locality) : '';
+    const memo = this.endpointViews.get(view);
+    if (memo) return memo;
     const out: Obj[] = [];
     for (const name of [...this.snapshot.services.keys()].sort()) {
       const svc = this.snapshot.services.get(name)!;
@@ -159,6 +169,7 @@ export class MeshTranslator {
       for (const [sub, labels] of this.subsets.get(name) ?? [])
         out.push(this.cla(svc, sub, labels, proxy.locality));
     }
+    this.endpointViews.set(view, out);
     return out;
   }
 
