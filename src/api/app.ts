@@ -11,16 +11,7 @@ import { decodeResource } from '../../envoy-protos';
 import { type AdsApiType, type BootstrapOptions, buildBootstrap } from '../bootstrap';
 import type { ChangeRecord } from '../changes';
 import type { Logger } from '../log';
-import {
-  findKindByPlural,
-  KIND_NAMES,
-  KINDS,
-  type Kind,
-  labelsSchema,
-  type MeshObject,
-  nameSchema,
-  parseDurationMs,
-} from '../model';
+import { type Kind, labelsSchema, type MeshObject, nameSchema, parseDurationMs } from '../model';
 import type { Store } from '../registry';
 import { MAX_TOKEN_TTL_SECONDS, type TokenService } from '../sds/tokens';
 import {
@@ -38,6 +29,7 @@ import { decodeUtf8, readDocuments, readSingleDocument } from './body';
 import { ApiError, toApiError } from './errors';
 import { createHistoryRouter } from './history';
 import { buildOpenApi } from './openapi';
+import { ifMatchOf, kindOf } from './request';
 
 /** What the API shows on an object besides the document: warnings and NACKs that concern it. */
 export interface ObjectStatus {
@@ -127,24 +119,6 @@ function redactSecret(obj: Record<string, unknown>): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(obj)) as { tls_certificate?: { private_key?: unknown } };
   if (copy.tls_certificate?.private_key) copy.tls_certificate.private_key = { redacted: true };
   return copy as Record<string, unknown>;
-}
-
-function kindOf(req: Request): Kind {
-  const plural = String(req.params.kind);
-  const kind = findKindByPlural(plural);
-  if (!kind) {
-    throw new ApiError(
-      'NOT_FOUND',
-      `unknown kind "${plural}"; one of ${KIND_NAMES.map((k) => KINDS[k].plural).join(', ')}`,
-    );
-  }
-  return kind;
-}
-
-function ifMatchOf(req: Request): string | undefined {
-  const h = req.get('if-match');
-  if (!h) return undefined;
-  return h.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 }
 
 /** Builds the express application; the caller owns the HTTP server. */

@@ -15,9 +15,10 @@
 //   longer accepts is a 400.
 import { type Request, type RequestHandler, Router } from 'express';
 import { stringify as toYaml } from 'yaml';
-import { findKindByPlural, KIND_NAMES, KINDS, type Kind, validateDocuments } from '../model';
+import { type Kind, validateDocuments } from '../model';
 import { documentOf, fieldChanges, type HistoryEntry, type Store, unifiedDiff } from '../registry';
 import { ApiError, type ErrorDetail } from './errors';
+import { ifMatchOf, kindOf } from './request';
 
 export interface HistoryRouterOptions {
   readonly store: Store;
@@ -33,24 +34,6 @@ export interface HistoryRouterOptions {
 
 /** Upper bound of ?limit= (a store keeps far fewer versions per object anyway). */
 const MAX_LIMIT = 10_000;
-
-function kindOf(req: Request): Kind {
-  const plural = String(req.params.kind);
-  const kind = findKindByPlural(plural);
-  if (!kind) {
-    throw new ApiError(
-      'NOT_FOUND',
-      `unknown kind "${plural}"; one of ${KIND_NAMES.map((k) => KINDS[k].plural).join(', ')}`,
-    );
-  }
-  return kind;
-}
-
-function ifMatchOf(req: Request): string | undefined {
-  const h = req.get('if-match');
-  if (!h) return undefined;
-  return h.replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
-}
 
 /** A query parameter given at most once, as a non-empty string; undefined when absent. */
 function queryString(req: Request, field: string): string | undefined {
