@@ -186,23 +186,44 @@ interface Marker {
 }
 
 const markers = new Map<number, Marker>();
-/** typeUrl -> active markers of that type. */
-const activeByType = new Map<string, Marker[]>();
+/**
+ * Active markers, indexed so that a response costs one lookup per resource
+ * whatever the number of changes in flight: typeUrl -> resource name -> markers
+ * (resource-scoped), and typeUrl -> markers searched in the whole response.
+ */
+const byResource = new Map<string, Map<string, Set<Marker>>>();
+const wholeResponse = new Map<string, Set<Marker>>();
 const pooled = new Map<string, Histogram>();
+
+function activeSet(m: Marker): Set<Marker> {
+  if (m.resource === undefined) {
+    const whole = wholeResponse.get(m.typeUrl) ?? new Set<Marker>();
+    wholeResponse.set(m.typeUrl, whole);
+    return whole;
+  }
+  const names = byResource.get(m.typeUrl) ?? new Map<string, Set<Marker>>();
+  byResource.set(m.typeUrl, names);
+  const set = names.get(m.resource) ?? new Set<Marker>();
+  names.set(m.resource, set);
+  return set;
+}
 
 function activate(m: Marker): void {
   markers.set(m.id, m);
-  const list = activeByType.get(m.typeUrl) ?? [];
-  list.push(m);
-  activeByType.set(m.typeUrl, list);
+  activeSet(m).add(m);
+}
+
+function deactivate(m: Marker): void {
+  const set = activeSet(m);
+  set.delete(m);
+  if (set.size === 0 && m.resource !== undefined) byResource.get(m.typeUrl)?.delete(m.resource);
 }
 
 function finish(m: Marker, timedOut: boolean): void {
   if (m.done) return;
   m.done = true;
   if (m.timer) clearTimeout(m.timer);
-  const list = activeByType.get(m.typeUrl) ?? [];
-  list.splice(list.indexOf(m), 1);
+  deactivate(m);
   if (m.t0 === undefined) {
     m.pendingFinish = true;
     return;
@@ -259,26 +280,30 @@ function markerDropProxy(idx: number): void {
   }
 }
 
+function count(m: Marker, idx: number, n: number, now: number): void {
+  if (n === 0 || m.state[idx] !== 1) return;
+  if (m.counts) {
+    m.counts[idx] += n;
+    if (m.counts[idx] < m.expect) return;
+  }
+  markerHit(m, idx, now);
+}
+
 /** Checks an ACKed response for the active markers of its type. */
 function checkMarkers(idx: number, buf: Buffer, r: RawResponse, now: number): void {
-  const list = activeByType.get(r.typeUrl);
-  if (!list || list.length === 0) return;
-  for (const m of [...list]) {
-    if (m.state[idx] !== 1) continue;
-    let n = 0;
-    if (m.resource !== undefined) {
-      for (const res of r.resources) {
-        if (res.name === m.resource) n += countOccurrences(buf, m.bytes, res.start, res.end);
+  const names = byResource.get(r.typeUrl);
+  if (names && names.size > 0) {
+    for (const res of r.resources) {
+      const set = names.get(res.name);
+      if (!set) continue;
+      for (const m of [...set]) {
+        if (m.state[idx] === 1) count(m, idx, countOccurrences(buf, m.bytes, res.start, res.end), now);
       }
-    } else {
-      n = countOccurrences(buf, m.bytes);
     }
-    if (n === 0) continue;
-    if (m.counts) {
-      m.counts[idx] += n;
-      if (m.counts[idx] < m.expect) continue;
-    }
-    markerHit(m, idx, now);
+  }
+  const whole = wholeResponse.get(r.typeUrl);
+  if (whole && whole.size > 0) {
+    for (const m of [...whole]) if (m.state[idx] === 1) count(m, idx, countOccurrences(buf, m.bytes), now);
   }
 }
 

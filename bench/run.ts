@@ -692,6 +692,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
     let skipped = 0;
     let apiErrors = 0;
     let harnessErrors = 0;
+    const apiErrorSamples: string[] = [];
     while (Date.now() < end && !f.s.abortReason) {
       const due = Math.floor((Date.now() - start) / interval) + 1;
       while (launched + skipped < due) {
@@ -718,10 +719,15 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
               async () => {
                 try {
                   const res = await f.s.api(c.method, c.path, c.body, 120_000);
-                  if (res.status >= 300) apiErrors++;
+                  if (res.status >= 300) {
+                    apiErrors++;
+                    if (apiErrorSamples.length < 5)
+                      apiErrorSamples.push(`HTTP ${res.status}: ${JSON.stringify(res.json).slice(0, 200)}`);
+                  }
                   apiMs.push(res.ms);
-                } catch {
+                } catch (err) {
                   apiErrors++; // may still have been applied: the watch decides
+                  if (apiErrorSamples.length < 5) apiErrorSamples.push((err as Error).message.slice(0, 200));
                 }
               },
             )
@@ -764,6 +770,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         skippedBecauseTooManyInFlight: skipped,
         achievedRatePerSecond: round(launched / o.churnSeconds, 1),
         apiErrors,
+        apiErrorSamples,
         harnessErrors,
         apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
         perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
@@ -1059,7 +1066,9 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
   });
   const out = [
     `meshplane benchmark ${ctx.runId}: ${ctx.o.protocol} ADS, ${ctx.o.services} services x ${ctx.o.instances} instances, ` +
-      `${ctx.o.proxies} simulated proxies${ctx.o.insecureXds ? ' (--insecure-xds: no tokens)' : ' (bootstrap tokens)'}`,
+      `${ctx.o.scenarios.some((x) => x !== 'S5') ? `${ctx.o.proxies} simulated proxies` : ''}` +
+      `${ctx.o.scenarios.includes('S5') ? `${ctx.o.scenarios.length > 1 ? ', ' : ''}S5 ${ctx.o.s5Proxies} proxies` : ''}` +
+      `${ctx.o.insecureXds ? ' (--insecure-xds: no tokens)' : ' (bootstrap tokens)'}`,
     `machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memGb} GB, node ${machine.node}, ` +
       `load ${machine.loadStart} -> ${machine.loadEnd}${ctx.o.serverCpuProf ? '; CPU profiling ON (timings perturbed)' : ''}`,
     '',
@@ -1083,7 +1092,7 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
     '',
     'ms; conv = per-proxy latency (S1/S5: connect to all types ACKed; others: API call to ACK of the change);',
     'all-ACKed = until the last proxy (changes: median over changes, max in parentheses); CPU s = server CPU',
-    'seconds in the window (main thread in parentheses; the rest is the libuv pool, e.g. RSA key generation, and V8',
+    'seconds in the window (main thread in parentheses; the rest is the libuv pool (certificate key generation) and V8',
     'helpers); RSS in MB (server); MB sent = response bytes the proxies received; medians over repetitions.',
   ];
   for (const r of ctx.results) {
@@ -1262,8 +1271,13 @@ async function main(): Promise<void> {
       }
     } catch (err) {
       log(`fleet scenarios failed: ${(err as Error).stack}`);
+      // The fleet never came up: every scenario that needed it failed (never counted as skipped).
       for (const id of fleetScenarios) {
-        if (!ctx.results.some((r) => r.id === id)) skip(id, `failed: ${(err as Error).message}`);
+        if (ctx.results.some((r) => r.id === id)) continue;
+        const r = newResult(id, {});
+        r.status = 'failed';
+        r.reason = (err as Error).message;
+        ctx.results.push(r);
       }
     } finally {
       await fleet?.s.stop();
