@@ -6,7 +6,6 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { decodeResource } from '../../envoy-protos';
-import { KINDS, type Kind } from '../../src/model';
 import { CLUSTER_TYPE, SECRET_TYPE } from '../../src/xds';
 import { eventually } from '../support/eventually';
 import { httpGet } from '../support/http';
@@ -52,12 +51,6 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
   let cp: Awaited<ReturnType<typeof startMeshplane>>;
   let mesh: TestMesh;
 
-  const applied: [string, string][] = [];
-  async function applyPolicy(yaml: string): Promise<any> {
-    const r = await mesh.apply(yaml);
-    for (const c of r.changes) if (c.kind !== 'Mesh') applied.push([KINDS[c.kind as Kind].plural, c.name]);
-    return r;
-  }
   let restoreMesh = false;
   afterEach(async () => {
     if (restoreMesh) {
@@ -65,11 +58,7 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
       const back = await mesh.apply(meshMode('strict'));
       await mesh.converged(back.revision);
     }
-    while (applied.length > 0) {
-      const [plural, name] = applied.pop()!;
-      const r = await mesh.api('DELETE', `/v1/${plural}/${name}`);
-      assert.ok(r.status === 200 || r.status === 404, `cleanup ${plural}/${name}: ${r.status}`);
-    }
+    await mesh.removePolicies();
   });
 
   /** The workload certificate an Envoy presents (from its admin /certs). */
@@ -184,7 +173,7 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
   });
 
   it('authorization: allowed caller 200, others 403 (rbac denied counted), deny wins over allow', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: AuthorizationPolicy
 name: reviews-readers
 spec:
@@ -214,7 +203,7 @@ spec:
   });
 
   it('authorization over TCP: a denied caller’s connection is closed, an allowed one is served', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: AuthorizationPolicy
 name: db-clients
 spec:

@@ -3,7 +3,6 @@
 // name), and policies applied through the REST API.
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { KINDS, type Kind } from '../../src/model';
 import { eventually } from '../support/eventually';
 import { TestMesh } from '../support/mesh';
 import { startMeshplane } from '../support/meshplane';
@@ -117,20 +116,8 @@ describe('e2e: traffic management and resilience', function () {
     await mesh.converged();
   });
 
-  // Policies a test applied, removed after it whether it passed or not (no cascade into the next test).
-  const applied: [string, string][] = [];
-  async function applyPolicy(yaml: string): Promise<any> {
-    const r = await mesh.apply(yaml);
-    for (const c of r.changes) applied.push([KINDS[c.kind as Kind].plural, c.name]);
-    return r;
-  }
-  afterEach(async () => {
-    while (applied.length > 0) {
-      const [plural, name] = applied.pop()!;
-      const r = await mesh.api('DELETE', `/v1/${plural}/${name}`);
-      assert.ok(r.status === 200 || r.status === 404, `cleanup ${plural}/${name}: ${r.status}`);
-    }
-  });
+  // Policies a test applied are removed after it whether it passed or not (no cascade).
+  afterEach(() => mesh.removePolicies());
 
   after(async () => {
     await mesh?.stop();
@@ -143,7 +130,7 @@ describe('e2e: traffic management and resilience', function () {
   });
 
   it('splits 90/10 across subsets (±3 points over 1,000 requests) and follows a change to 50/50 within 2 s', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: reviews-canary
 spec:
@@ -188,7 +175,7 @@ spec:
   });
 
   it('sends 100% of requests matching a header to v2 and none of the others', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: reviews-jason
 spec:
@@ -214,7 +201,7 @@ spec:
 
   it('mirrors requests to a shadow subset while callers only see the primary’s answers', async () => {
     const shadow = mesh.pod('reviews-v3').app!;
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: reviews-mirror
 spec:
@@ -237,7 +224,7 @@ spec:
     const without = await sample(100, 'flaky', FLAKY, '/flaky');
     const ok = share(without, 'flaky-0');
     assert.ok(ok > 0.4 && ok < 0.6, `without retries ${ok * 100}% succeed`);
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: flaky-retries
 spec:
@@ -258,7 +245,7 @@ spec:
   });
 
   it('answers 504 near the route timeout when the backend is slower', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: flaky-timeout
 spec:
@@ -277,7 +264,7 @@ spec:
 
   it('injects an abort without reaching the backend, and a delay of at least the configured time', async () => {
     const app = mesh.pod('reviews-v1').app!;
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: reviews-fault
 spec:
@@ -302,7 +289,7 @@ spec:
   });
 
   it('trips the circuit breaker: concurrent requests past maxPendingRequests get 503', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: guarded-ok-only
 spec:
@@ -330,7 +317,7 @@ spec:
   });
 
   it('ejects an always-failing instance (outlier detection) and sends traffic to the healthy one', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: DestinationPolicy
 name: guarded
 spec:
@@ -358,7 +345,7 @@ spec:
   });
 
   it('marks an instance whose health check fails unhealthy and sends it no traffic', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: DestinationPolicy
 name: guarded
 spec:
@@ -381,7 +368,7 @@ spec:
   });
 
   it('rate-limits at the callee’s inbound side: requests past the burst get 429', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: DestinationPolicy
 name: flaky
 spec:
@@ -417,7 +404,7 @@ spec:
   });
 
   it('answers 503 for a route to an unknown service: accepted with a warning, not NACKed', async () => {
-    const r = await applyPolicy(`
+    const r = await mesh.applyPolicy(`
 kind: TrafficRoute
 name: reviews-nowhere
 spec:

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { parse } from 'yaml';
+import { KINDS, type Kind } from '../../src/model';
 import { startTcpEchoApp, startTestApp, type TestApp } from './app';
 import { type EnvoyProcess, startEnvoy } from './envoy';
 import { eventually } from './eventually';
@@ -64,6 +65,26 @@ export class TestMesh {
     const r = await this.api('POST', '/v1/apply', yaml);
     assert.equal(r.status, 200, JSON.stringify(r.json));
     return r.json;
+  }
+
+  /** Objects applied with applyPolicy, removed by removePolicies (the Mesh singleton is never removed). */
+  private readonly policies: [string, string][] = [];
+
+  /** Applies a test's policies and remembers them for removePolicies (so failures cannot cascade). */
+  async applyPolicy(yaml: string): Promise<any> {
+    const r = await this.apply(yaml);
+    for (const c of r.changes)
+      if (c.kind !== 'Mesh') this.policies.push([KINDS[c.kind as Kind].plural, c.name]);
+    return r;
+  }
+
+  /** Deletes what applyPolicy applied, newest first (already gone is fine); for afterEach hooks. */
+  async removePolicies(): Promise<void> {
+    while (this.policies.length > 0) {
+      const [plural, name] = this.policies.pop()!;
+      const r = await this.api('DELETE', `/v1/${plural}/${name}`);
+      assert.ok(r.status === 200 || r.status === 404, `cleanup ${plural}/${name}: ${r.status}`);
+    }
   }
 
   async delete(plural: string, name: string): Promise<void> {
