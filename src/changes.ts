@@ -19,7 +19,61 @@ export interface ChangeRecord {
   readonly at: number;
   readonly objects: { kind: string; name: string; op: 'put' | 'delete'; resourceVersion: string }[];
   /** Undefined until a build that includes this revision ran. */
-  proxies?: Map<string, ProxyChange>;
+  proxies?: ProxyResults;
+}
+
+const PENDING = 0;
+const ACKED = 1;
+const NACKED = 2;
+/** The proxy went away before it answered: left out of the record. */
+const GONE = 3;
+const STATE_NAMES: ProxyChangeState[] = ['pending', 'acked', 'nacked'];
+
+/**
+ * Per-proxy outcomes of one change, compact: at a thousand proxies and a
+ * thousand kept changes a Map of objects per change would hold a million of
+ * them. The node ids are the build's own list, shared by its changes.
+ */
+export class ProxyResults {
+  readonly state: Uint8Array;
+  readonly ms: Int32Array;
+  readonly nacks = new Map<number, { message: string; type: string }>();
+  pending: number;
+
+  constructor(readonly nodeIds: readonly string[]) {
+    this.state = new Uint8Array(nodeIds.length);
+    this.ms = new Int32Array(nodeIds.length);
+    this.pending = nodeIds.length;
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.state) if (s !== GONE) n++;
+    return n;
+  }
+
+  *entries(): Generator<[string, ProxyChange]> {
+    for (let i = 0; i < this.nodeIds.length; i++) {
+      const s = this.state[i];
+      if (s === GONE) continue;
+      yield [
+        this.nodeIds[i],
+        {
+          state: STATE_NAMES[s],
+          ...(s === PENDING ? {} : { ms: this.ms[i] }),
+          ...(this.nacks.get(i) ?? {}),
+        },
+      ];
+    }
+  }
+
+  settle(slot: number, state: typeof ACKED | typeof NACKED | typeof GONE, ms: number): boolean {
+    if (this.state[slot] !== PENDING) return false;
+    this.state[slot] = state;
+    this.ms[slot] = Math.min(ms, 2 ** 31 - 1);
+    this.pending--;
+    return true;
+  }
 }
 
 export interface ChangeTrackerOptions {
@@ -34,6 +88,8 @@ export interface ChangeTrackerOptions {
 
 export class ChangeTracker {
   private readonly changes = new Map<number, ChangeRecord>();
+  /** Per proxy, the changes it has yet to ACK: (record, slot), oldest first. */
+  private readonly pendingByProxy = new Map<string, [ChangeRecord, number][]>();
   private lastBuilt = 0;
   private readonly now: () => number;
 
@@ -58,42 +114,62 @@ export class ChangeTracker {
 
   /** A build at `revision` ran; these proxies' resources changed in it. */
   built(revision: number, affected: readonly string[]): void {
-    for (const c of this.changes.values()) {
-      if (c.id <= this.lastBuilt || c.id > revision || c.proxies) continue;
-      c.proxies = new Map(affected.map((n) => [n, { state: 'pending' as const }]));
+    if (revision <= this.lastBuilt) return;
+    // Newest first: the changes this build covers are at the end of the (insertion-ordered) map.
+    const covered: ChangeRecord[] = [];
+    for (const c of [...this.changes.values()].reverse()) {
+      if (c.id <= this.lastBuilt) break;
+      if (c.id <= revision && !c.proxies) covered.push(c);
     }
-    this.lastBuilt = Math.max(this.lastBuilt, revision);
+    this.lastBuilt = revision;
+    if (covered.length === 0) return;
+    const nodeIds = [...affected];
+    const keep = this.o.keep ?? 1_000;
+    for (const c of covered.reverse()) {
+      const results = new ProxyResults(nodeIds);
+      c.proxies = results;
+      for (let i = 0; i < nodeIds.length; i++) {
+        let list = this.pendingByProxy.get(nodeIds[i]);
+        if (!list) {
+          list = [];
+          this.pendingByProxy.set(nodeIds[i], list);
+        }
+        list.push([c, i]);
+        // A proxy that never answers holds no more than the kept changes.
+        if (list.length > keep) list.splice(0, list.length - keep);
+      }
+    }
   }
 
   /** A proxy has ACKed everything it was sent. */
   proxySynced(nodeId: string): void {
+    const list = this.pendingByProxy.get(nodeId);
+    if (!list) return;
+    this.pendingByProxy.delete(nodeId);
     const now = this.now();
-    for (const c of this.changes.values()) {
-      const p = c.proxies?.get(nodeId);
-      if (p?.state !== 'pending') continue;
-      p.state = 'acked';
-      p.ms = now - c.at;
-      this.o.onConverged?.(p.ms / 1000);
+    for (const [c, slot] of list) {
+      const ms = now - c.at;
+      if (c.proxies?.settle(slot, ACKED, ms)) this.o.onConverged?.(ms / 1000);
     }
   }
 
   /** A proxy rejected a response: the pending changes it was carrying are rejected there. */
   proxyRejected(nodeId: string, type: string, message: string): void {
+    const list = this.pendingByProxy.get(nodeId);
+    if (!list) return;
+    this.pendingByProxy.delete(nodeId);
     const now = this.now();
-    for (const c of this.changes.values()) {
-      const p = c.proxies?.get(nodeId);
-      if (p?.state !== 'pending') continue;
-      p.state = 'nacked';
-      p.ms = now - c.at;
-      p.message = message;
-      p.type = type;
+    for (const [c, slot] of list) {
+      if (c.proxies?.settle(slot, NACKED, now - c.at)) c.proxies.nacks.set(slot, { message, type });
     }
   }
 
   /** A proxy went away: it will not ACK what is pending. */
   proxyGone(nodeId: string): void {
-    for (const c of this.changes.values())
-      if (c.proxies?.get(nodeId)?.state === 'pending') c.proxies.delete(nodeId);
+    const list = this.pendingByProxy.get(nodeId);
+    if (!list) return;
+    this.pendingByProxy.delete(nodeId);
+    for (const [c, slot] of list) c.proxies?.settle(slot, GONE, 0);
   }
 
   get(id: number): ChangeRecord | undefined {
@@ -101,13 +177,12 @@ export class ChangeTracker {
   }
 
   state(c: ChangeRecord): ChangeState {
-    if (!c.proxies) return this.now() - c.at > (this.o.timeoutMs ?? 30_000) ? 'timed-out' : 'pending';
-    const states = [...c.proxies.values()].map((p) => p.state);
-    const nacked = states.filter((s) => s === 'nacked').length;
-    if (states.includes('pending'))
-      return this.now() - c.at > (this.o.timeoutMs ?? 30_000) ? 'timed-out' : 'pending';
+    const timedOut = () => this.now() - c.at > (this.o.timeoutMs ?? 30_000);
+    if (!c.proxies) return timedOut() ? 'timed-out' : 'pending';
+    if (c.proxies.pending > 0) return timedOut() ? 'timed-out' : 'pending';
+    const nacked = c.proxies.nacks.size;
     if (nacked === 0) return 'converged';
-    return nacked === states.length ? 'rejected' : 'partially-rejected';
+    return nacked === c.proxies.size ? 'rejected' : 'partially-rejected';
   }
 
   toJson(c: ChangeRecord): Record<string, unknown> {
@@ -117,10 +192,7 @@ export class ChangeTracker {
       at: new Date(c.at).toISOString(),
       state: this.state(c),
       objects: c.objects,
-      proxies: [...(c.proxies ?? new Map<string, ProxyChange>()).entries()].map(([nodeId, p]) => ({
-        nodeId,
-        ...p,
-      })),
+      proxies: [...(c.proxies?.entries() ?? [])].map(([nodeId, p]) => ({ nodeId, ...p })),
     };
   }
 

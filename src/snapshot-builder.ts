@@ -436,9 +436,16 @@ export class SnapshotBuilder {
 
   private resourcesFor(identity: ProxyIdentity): SnapshotUpdate {
     const r = this.translator.translate(identity);
+    // Every proxy's clusters start with the same outbound ones: one shared part, indexed once.
+    const shared = this.translator.outboundClusters();
     return {
       [SECRET_TYPE]: this.secretsFor(identity),
-      [CLUSTER_TYPE]: this.encodeAll(CLUSTER_TYPE, r.clusters),
+      [CLUSTER_TYPE]: {
+        parts: [
+          this.encodeAll(CLUSTER_TYPE, shared),
+          this.encodeEach(CLUSTER_TYPE, r.clusters.slice(shared.length)),
+        ],
+      },
       [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, r.endpoints),
       [LISTENER_TYPE]: this.encodeAll(LISTENER_TYPE, r.listeners),
       [ROUTE_TYPE]: this.encodeAll(ROUTE_TYPE, r.routes),

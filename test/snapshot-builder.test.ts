@@ -49,7 +49,7 @@ describe('snapshot builder: push pipeline', () => {
     for (const p of [proxy('pa', 'a', '127.0.0.2'), proxy('pb', 'b', '127.0.0.3')]) {
       builder.proxyConnected(p);
       heard.set(p.nodeId, []);
-      cache.watch(p.nodeId, (types) => heard.get(p.nodeId)!.push([...types]));
+      cache.watch(p.nodeId, (changes) => heard.get(p.nodeId)!.push([...changes.keys()]));
     }
   });
   after(async () => {

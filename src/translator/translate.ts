@@ -99,6 +99,7 @@ type Target = { ok: true; cluster: string } | { ok: false; reason: string };
 export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
+  private sharedClusters: Obj[] | undefined;
   private readonly routeMemo = new Map<number, Obj>();
   /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
   private readonly endpointViews = new Map<string, Obj[]>();
@@ -128,14 +129,8 @@ export class MeshTranslator {
   /** Everything one proxy gets. */
   translate(proxy: ProxyIdentity): ProxyResources {
     const listeners: Obj[] = [];
-    const clusters: Obj[] = [this.blackhole];
-    if (this.tracingCluster) clusters.push(this.tracingCluster);
+    const clusters: Obj[] = [...this.outboundClusters()];
     const routes: Obj[] = [];
-    for (const name of [...this.snapshot.services.keys()].sort()) {
-      const svc = this.snapshot.services.get(name)!;
-      if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
-      clusters.push(...this.serviceClusters(svc));
-    }
     const reserved = new Set([...proxy.reservedPorts, ...(proxy.inboundPort ? [proxy.inboundPort] : [])]);
     for (const [port, plan] of [...this.portPlan.entries()].sort((a, b) => a[0] - b[0])) {
       if (reserved.has(port)) continue; // the app, admin and inbound ports stay free wherever outbound binds
@@ -153,6 +148,23 @@ export class MeshTranslator {
       if (inbound.route) routes.unshift(inbound.route);
     }
     return { identity: proxy.service, listeners, clusters, routes, endpoints: this.endpoints(proxy) };
+  }
+
+  /**
+   * The clusters every proxy gets, first in each proxy's list: one array per
+   * translation, so that its encoding and indexing are shared.
+   */
+  outboundClusters(): Obj[] {
+    if (this.sharedClusters) return this.sharedClusters;
+    const clusters: Obj[] = [this.blackhole];
+    if (this.tracingCluster) clusters.push(this.tracingCluster);
+    for (const name of [...this.snapshot.services.keys()].sort()) {
+      const svc = this.snapshot.services.get(name)!;
+      if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
+      clusters.push(...this.serviceClusters(svc));
+    }
+    this.sharedClusters = clusters;
+    return clusters;
   }
 
   /** Only the ClusterLoadAssignments (the instance fast path). */

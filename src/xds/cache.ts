@@ -1,38 +1,138 @@
 // The xDS resource cache: per proxy (node id), per type URL, name -> encoded
 // resource (version + bytes). It knows nothing about services or policies, nor
 // about gRPC: the ADS server watches it through a narrow interface.
+//
+// At a thousand proxies most of what each one holds is the same: the outbound
+// clusters, the endpoints. A writer hands the cache a proxy's resources of a
+// type as parts (arrays); an array handed for many proxies is indexed once and
+// shared, and the difference between two shared parts is computed once, so a
+// change costs each proxy only the names that changed. Watchers hear exactly
+// those names, with what they were and what they are.
 import type { EncodedResource } from '../../envoy-protos';
 import type { TypeUrl } from './type-urls';
+import { resourceHash, VersionSum } from './version';
 
 export type ResourceSet = ReadonlyMap<string, EncodedResource>;
 
-/** Resources for some types of one proxy; a type left out is left unchanged. */
-export type SnapshotUpdate = Partial<Record<TypeUrl, Iterable<EncodedResource>>>;
+/**
+ * A proxy's resources of one type: a list, or several lists whose names do not
+ * overlap. Pass the same array for every proxy that shares it: it is indexed and
+ * diffed once. A type left out of an update is left unchanged.
+ */
+export type ResourceInput = Iterable<EncodedResource> | { readonly parts: readonly (readonly EncodedResource[])[] };
+export type SnapshotUpdate = Partial<Record<TypeUrl, ResourceInput>>;
 
-export type CacheWatcher = (changedTypes: readonly TypeUrl[]) => void;
-
-const EMPTY: ResourceSet = new Map();
-
-function sameSet(a: ResourceSet, b: ResourceSet): boolean {
-  if (a.size !== b.size) return false;
-  for (const [name, r] of a) {
-    if (b.get(name)?.version !== r.version) return false;
-  }
-  return true;
+/** One resource's change: undefined before = added, undefined after = removed. */
+export interface ResourceChange {
+  readonly before?: EncodedResource;
+  readonly after?: EncodedResource;
 }
+export type TypeChanges = ReadonlyMap<string, ResourceChange>;
+export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
+
+/** An indexed list (immutable once built). */
+class Part {
+  readonly map = new Map<string, EncodedResource>();
+  readonly sum = new VersionSum();
+  /** The last diff computed from this part to a successor. */
+  diffTo?: { to: Part; names: readonly string[] };
+
+  constructor(
+    readonly list: readonly EncodedResource[],
+    typeUrl: TypeUrl,
+  ) {
+    for (const r of list) {
+      if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} has type ${r.typeUrl}, not ${typeUrl}`);
+      if (this.map.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
+      this.map.set(r.name, r);
+      this.sum.add(resourceHash(r));
+    }
+  }
+
+  /** Names whose resource differs between this part and `to` (memoized for the latest `to`). */
+  namesChangedTo(to: Part): readonly string[] {
+    if (this.diffTo?.to === to) return this.diffTo.names;
+    const names: string[] = [];
+    for (const [n, r] of to.map) if (this.map.get(n) !== r) names.push(n);
+    for (const n of this.map.keys()) if (!to.map.has(n)) names.push(n);
+    this.diffTo = { to, names };
+    return names;
+  }
+}
+
+/** Parts at least this large are shared and diffed by identity; smaller ones are compared name by name. */
+const SHARE_AT = 16;
+
+/** The union of a proxy's parts of one type; read like a Map. */
+class LayeredSet implements ResourceSet {
+  readonly size: number;
+
+  constructor(readonly parts: readonly Part[]) {
+    let size = 0;
+    for (const p of parts) size += p.map.size;
+    this.size = size;
+  }
+
+  get(name: string): EncodedResource | undefined {
+    for (const p of this.parts) {
+      const r = p.map.get(name);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** The version of the whole set. */
+  version(): string {
+    const s = new VersionSum();
+    for (const p of this.parts) s.addAll(p.sum);
+    return s.toString();
+  }
+
+  *entries(): MapIterator<[string, EncodedResource]> {
+    for (const p of this.parts) yield* p.map.entries();
+  }
+
+  *keys(): MapIterator<string> {
+    for (const p of this.parts) yield* p.map.keys();
+  }
+
+  *values(): MapIterator<EncodedResource> {
+    for (const p of this.parts) yield* p.map.values();
+  }
+
+  [Symbol.iterator](): MapIterator<[string, EncodedResource]> {
+    return this.entries();
+  }
+
+  forEach(fn: (value: EncodedResource, key: string, map: ResourceSet) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k, this);
+  }
+}
+
+const EMPTY = new LayeredSet([]);
 
 /**
  * Holds what each proxy should have. Writers replace a proxy's set for a type
- * (or patch it, for the endpoint fast path); watchers hear which types changed.
+ * (or patch it, for the endpoint fast path); watchers hear which names changed.
  * Encoded resources are shared by reference between proxies, never copied.
  */
 export class XdsCache {
-  private readonly proxies = new Map<string, Map<TypeUrl, ResourceSet>>();
+  private readonly proxies = new Map<string, Map<TypeUrl, LayeredSet>>();
   private readonly watchers = new Map<string, Set<CacheWatcher>>();
+  private readonly shared = new WeakMap<readonly EncodedResource[], Part>();
 
   /** The proxy's current resources of a type (empty when none were set). */
   get(nodeId: string, typeUrl: TypeUrl): ResourceSet {
     return this.proxies.get(nodeId)?.get(typeUrl) ?? EMPTY;
+  }
+
+  /** The version of the proxy's whole set of a type. */
+  version(nodeId: string, typeUrl: TypeUrl): string {
+    return (this.proxies.get(nodeId)?.get(typeUrl) ?? EMPTY).version();
   }
 
   has(nodeId: string): boolean {
@@ -50,45 +150,42 @@ export class XdsCache {
       types = new Map();
       this.proxies.set(nodeId, types);
     }
-    const changed: TypeUrl[] = [];
-    for (const [typeUrl, resources] of Object.entries(update) as [TypeUrl, Iterable<EncodedResource>][]) {
-      const next = new Map<string, EncodedResource>();
-      for (const r of resources) {
-        if (r.typeUrl !== typeUrl)
-          throw new Error(`resource ${r.name} has type ${r.typeUrl}, not ${typeUrl}`);
-        if (next.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
-        next.set(r.name, r);
-      }
-      if (!sameSet(types.get(typeUrl) ?? EMPTY, next)) changed.push(typeUrl);
+    const changes = new Map<TypeUrl, TypeChanges>();
+    for (const [typeUrl, input] of Object.entries(update) as [TypeUrl, ResourceInput][]) {
+      const next = this.layered(typeUrl, input);
+      const before = types.get(typeUrl) ?? EMPTY;
+      const diff = changed(before, next);
       types.set(typeUrl, next);
+      if (diff.size > 0) changes.set(typeUrl, diff);
     }
-    this.notify(nodeId, changed);
-    return changed;
+    this.notify(nodeId, changes);
+    return [...changes.keys()];
   }
 
-  /** Upserts and removes some resources of one type (the endpoint fast path). */
+  /** Upserts and removes some resources of one type. */
   patch(
     nodeId: string,
     typeUrl: TypeUrl,
     upsert: Iterable<EncodedResource>,
     remove: Iterable<string> = [],
   ): boolean {
-    const current = this.get(nodeId, typeUrl);
-    const next = new Map(current);
+    const next = new Map(this.get(nodeId, typeUrl));
     for (const r of upsert) next.set(r.name, r);
     for (const name of remove) next.delete(name);
     return this.set(nodeId, { [typeUrl]: next.values() }).length > 0;
   }
 
-  /** Forgets a proxy's resources (watchers hear every type it had). */
+  /** Forgets a proxy's resources (watchers hear every resource it had as removed). */
   delete(nodeId: string): void {
     const types = this.proxies.get(nodeId);
     if (!types) return;
     this.proxies.delete(nodeId);
-    this.notify(
-      nodeId,
-      [...types.entries()].filter(([, set]) => set.size > 0).map(([t]) => t),
-    );
+    const changes = new Map<TypeUrl, TypeChanges>();
+    for (const [t, set] of types) {
+      if (set.size === 0) continue;
+      changes.set(t, new Map([...set.entries()].map(([n, r]) => [n, { before: r }])));
+    }
+    this.notify(nodeId, changes);
   }
 
   /** Calls `watcher` after each change of the proxy's resources; returns the unwatch function. */
@@ -105,8 +202,66 @@ export class XdsCache {
     };
   }
 
-  private notify(nodeId: string, changed: readonly TypeUrl[]): void {
-    if (changed.length === 0) return;
-    for (const w of this.watchers.get(nodeId) ?? []) w(changed);
+  private layered(typeUrl: TypeUrl, input: ResourceInput): LayeredSet {
+    const lists = 'parts' in input ? input.parts : [Array.isArray(input) ? input : [...input]];
+    const parts: Part[] = [];
+    for (const list of lists) {
+      if (list.length === 0) continue;
+      if (list.length < SHARE_AT) {
+        parts.push(new Part(list, typeUrl));
+        continue;
+      }
+      let p = this.shared.get(list);
+      if (!p) {
+        p = new Part(list, typeUrl);
+        this.shared.set(list, p);
+      }
+      parts.push(p);
+    }
+    // Names must not repeat across parts: look the smaller parts' names up in the others.
+    for (let i = 0; i < parts.length; i++) {
+      for (let j = i + 1; j < parts.length; j++) {
+        const [small, big] =
+          parts[i].map.size <= parts[j].map.size ? [parts[i], parts[j]] : [parts[j], parts[i]];
+        for (const n of small.map.keys())
+          if (big.map.has(n)) throw new Error(`duplicate ${typeUrl} resource name ${n}`);
+      }
+    }
+    return new LayeredSet(parts);
   }
+
+  private notify(nodeId: string, changes: ReadonlyMap<TypeUrl, TypeChanges>): void {
+    if (changes.size === 0) return;
+    for (const w of this.watchers.get(nodeId) ?? []) w(changes);
+  }
+}
+
+/** The names whose resource differs between two sets, with before and after. */
+function changed(a: LayeredSet, b: LayeredSet): Map<string, ResourceChange> {
+  const out = new Map<string, ResourceChange>();
+  const consider = (n: string) => {
+    if (out.has(n)) return;
+    const before = a.get(n);
+    const after = b.get(n);
+    if (before === after || (before && after && before.version === after.version)) return;
+    out.set(n, { before, after });
+  };
+  if (a.parts.length === b.parts.length) {
+    // Part by part: the same shared part contributes nothing; two shared parts their memoized diff.
+    for (let i = 0; i < a.parts.length; i++) {
+      const pa = a.parts[i];
+      const pb = b.parts[i];
+      if (pa === pb) continue;
+      if (pa.list.length >= SHARE_AT && pb.list.length >= SHARE_AT) {
+        for (const n of pa.namesChangedTo(pb)) consider(n);
+      } else {
+        for (const n of pa.map.keys()) consider(n);
+        for (const n of pb.map.keys()) consider(n);
+      }
+    }
+    return out;
+  }
+  for (const n of a.keys()) consider(n);
+  for (const n of b.keys()) consider(n);
+  return out;
 }

@@ -2,7 +2,6 @@
 // in State-of-the-World or Delta form. Rules are numbered as in
 // shared/design/XDS-PROTOCOL.md; the spec is
 // https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol
-import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { EncodedResource } from '../../envoy-protos';
 import type { Node__Output } from '../../envoy-protos/generated/envoy/config/core/v3/Node';
@@ -13,7 +12,7 @@ import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/servi
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
-import type { ResourceSet, XdsCache } from './cache';
+import type { ResourceSet, TypeChanges, XdsCache } from './cache';
 import type { AuthResult } from './server';
 import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
 import {
@@ -27,6 +26,9 @@ import {
   SECRET_TYPE,
   type TypeUrl,
 } from './type-urls';
+import { resourceHash, resourcesVersion, setVersion, VersionMap, VersionSum } from './version';
+
+export { setVersion };
 
 /** A server-side ADS call, SotW or Delta. */
 export type AdsCall = grpc.ServerDuplexStream<
@@ -54,6 +56,16 @@ interface TypeState {
   names: Set<string>;
   /** The cache changed since the last response was computed. */
   dirty: boolean;
+  /** Names the cache changed since the last response (Delta looks only at these)... */
+  pending: Set<string>;
+  /** ...unless everything must be looked at (new subscriptions, a NACK). */
+  fullScan: boolean;
+  /** Set by handle() when the request changed what is subscribed. */
+  subscriptionChanged: boolean;
+  /** The version of the subscribed resources the cache holds, kept as they change. */
+  current: VersionSum;
+  /** Subscribed names the cache does not hold. */
+  missing: Set<string>;
   /** When the cache last changed for this type with no push since (push latency). */
   dirtySince?: number;
   /** The client waits for an answer (first request, newly subscribed names). */
@@ -78,7 +90,7 @@ interface TypeState {
   awaitingWarm: Map<string, number>;
   // --- Delta
   /** name -> version the client holds. */
-  known: Map<string, string>;
+  known: VersionMap;
   inflight: Map<string, DeltaInflight>;
   /** name -> version the client rejected: not re-sent until it changes (rule 2.6). */
   parked: Map<string, string>;
@@ -96,14 +108,6 @@ interface DeltaInflight {
 
 /** Marks a resource whose state on the client is unknown after a NACK: any version differs. */
 const UNKNOWN = '';
-
-/** A version for a set of resources, derived from names and content only (rule 1.7). */
-export function setVersion(entries: Iterable<[string, string]>): string {
-  const parts = [...entries].map(([n, v]) => `${n}\u0000${v}`).sort();
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p).update('\n');
-  return h.digest('base64url').slice(0, 16);
-}
 
 function structToJson(s: Struct__Output | null | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -256,8 +260,12 @@ export abstract class AdsStream {
         );
       }
       const st = this.state(req.type_url);
+      st.subscriptionChanged = false;
       this.handle(st, req);
-      this.refreshStatus(st);
+      if (st.subscriptionChanged) {
+        st.fullScan = true;
+        this.refreshStatus(st);
+      }
       this.pump();
     } catch (err) {
       if (err instanceof StreamClosed) this.fail(err.code, err.message);
@@ -278,13 +286,13 @@ export abstract class AdsStream {
       throw new StreamClosed(verdict.code, verdict.message);
     }
     this.proxyStatus = verdict.status;
-    this.unwatch = this.ctx.cache.watch(node.id, (changed) => {
-      for (const t of changed) {
+    this.unwatch = this.ctx.cache.watch(node.id, (changes) => {
+      for (const [t, names] of changes) {
         const st = this.types.get(t);
         if (!st) continue;
         st.dirty = true;
         st.dirtySince ??= Date.now();
-        st.status.current = undefined;
+        this.cacheChanged(st, names);
       }
       this.pump();
     });
@@ -301,6 +309,11 @@ export abstract class AdsStream {
         wildcard: false,
         names: new Set(),
         dirty: false,
+        pending: new Set(),
+        fullScan: true,
+        subscriptionChanged: false,
+        current: new VersionSum(),
+        missing: new Set(),
         mustRespond: false,
         gateTimedOut: false,
         consecutiveNacks: 0,
@@ -310,7 +323,7 @@ export abstract class AdsStream {
         sent: new Map(),
         forceResend: false,
         awaitingWarm: new Map(),
-        known: new Map(),
+        known: new VersionMap(),
         inflight: new Map(),
         parked: new Map(),
         force: new Set(),
@@ -327,18 +340,42 @@ export abstract class AdsStream {
   /**
    * The status view of what the proxy should hold now: the version of its
    * subscribed resources, and subscribed names the cache does not hold (it
-   * waits for them: STALE).
+   * waits for them: STALE). Recomputed when the subscription changes; kept up
+   * to date name by name when the cache changes (cacheChanged).
    */
   protected refreshStatus(st: TypeState): void {
     const all = this.resources(st.typeUrl);
-    const entries: [string, string][] = [];
-    if (st.wildcard) for (const [n, r] of all) entries.push([n, r.version]);
-    for (const n of st.names) {
-      const r = all.get(n);
-      if (r && !st.wildcard) entries.push([n, r.version]);
+    st.current.clear();
+    if (st.wildcard) for (const r of all.values()) st.current.add(resourceHash(r));
+    else
+      for (const n of st.names) {
+        const r = all.get(n);
+        if (r) st.current.add(resourceHash(r));
+      }
+    st.missing.clear();
+    for (const n of st.names) if (!all.has(n)) st.missing.add(n);
+    st.status.current = st.current.toString();
+    st.status.missing = [...st.missing];
+  }
+
+  /** The cache changed these names: keep the status view and the names to look at in step. */
+  private cacheChanged(st: TypeState, changes: TypeChanges): void {
+    let missingChanged = false;
+    for (const [n, c] of changes) {
+      if (this.protocol === 'delta') st.pending.add(n);
+      if (!st.wildcard && !st.names.has(n)) continue;
+      if (c.before) st.current.sub(resourceHash(c.before));
+      if (c.after) st.current.add(resourceHash(c.after));
+      if (st.names.has(n)) {
+        if (c.after && st.missing.delete(n)) missingChanged = true;
+        else if (!c.after && !st.missing.has(n)) {
+          st.missing.add(n);
+          missingChanged = true;
+        }
+      }
     }
-    st.status.current = setVersion(entries);
-    st.status.missing = [...st.names].filter((n) => !all.has(n));
+    st.status.current = st.current.toString();
+    if (missingChanged) st.status.missing = [...st.missing];
   }
 
   protected nextNonce(): string {
@@ -584,10 +621,12 @@ export class SotwStream extends AdsStream {
       st.sent.delete(n); // rule 3.4: clear "sent" on unsubscribe
       removed = true;
     }
+    if (first || added || removed || wildcard !== st.wildcard || next.size !== st.names.size)
+      st.subscriptionChanged = true;
     st.wildcard = wildcard;
     st.names = next;
     if (removed && !added && !first) {
-      this.afterUnsubscribe(st, () => setVersion([...st.sent.values()].map((r) => [r.name, r.version])));
+      this.afterUnsubscribe(st, () => resourcesVersion(st.sent.values()));
     }
 
     if (first) {
@@ -624,7 +663,7 @@ export class SotwStream extends AdsStream {
       const r = all.get(n);
       if (r) desired.set(n, r); // rule 3.6: a missing named resource is simply not sent
     }
-    const current = setVersion([...desired.values()].map((r) => [r.name, r.version]));
+    const current = resourcesVersion(desired.values());
     let retained = false;
     // Rule 5.1: with full-state CDS, clusters leave only after the routes stopped using them.
     if (retainRemovals && isFullStateInSotw(st.typeUrl)) {
@@ -635,8 +674,7 @@ export class SotwStream extends AdsStream {
         }
       }
     }
-    this.refreshStatus(st);
-    const version = retained ? setVersion([...desired.values()].map((r) => [r.name, r.version])) : current;
+    const version = retained ? resourcesVersion(desired.values()) : current;
     return { desired, version, retained };
   }
 
@@ -680,12 +718,13 @@ export class DeltaStream extends AdsStream {
     if (!st.subscribed) {
       st.subscribed = true;
       st.dirty = true;
+      st.subscriptionChanged = true;
       // Rule 4.8: seed what the client holds from initial_resource_versions.
       const initial = Object.entries(req.initial_resource_versions ?? {});
       for (const [n, v] of initial) st.known.set(n, v);
       if (initial.length > 0) {
         // What a reconnecting client declares it holds is what it accepted before.
-        st.status.lastAcked = { version: setVersion(initial), nonce: '', at: new Date() };
+        st.status.lastAcked = { version: st.known.version, nonce: '', at: new Date() };
       }
       // Rule 4.1: a first request subscribing nothing is the legacy wildcard.
       if (req.resource_names_subscribe.length === 0) st.wildcard = true;
@@ -716,6 +755,7 @@ export class DeltaStream extends AdsStream {
           for (const [n, prev] of inflight.prev) {
             if (!inflight.sent.has(n) && !st.known.has(n) && prev !== undefined) st.known.set(n, prev);
           }
+          st.fullScan = true;
           this.recordNack(
             st,
             inflight.version,
@@ -734,6 +774,8 @@ export class DeltaStream extends AdsStream {
     }
 
     // Rule 4.1 / 4.6: subscription changes apply whatever the nonce.
+    if (req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0)
+      st.subscriptionChanged = true;
     for (const n of req.resource_names_subscribe) {
       st.mustRespond = true;
       if (n === '*') {
@@ -761,14 +803,23 @@ export class DeltaStream extends AdsStream {
       }
     }
     if (req.resource_names_unsubscribe.length > 0)
-      this.afterUnsubscribe(st, () => setVersion(st.known.entries()));
+      this.afterUnsubscribe(st, () => st.known.version);
   }
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
     const all = this.resources(st.typeUrl);
-    const candidates = new Set(st.names);
-    if (st.wildcard) for (const n of all.keys()) candidates.add(n);
-    for (const n of st.known.keys()) candidates.add(n);
+    // Only the names that changed in the cache or must be answered, unless everything must be looked at.
+    let candidates: Set<string>;
+    if (st.fullScan) {
+      candidates = new Set(st.names);
+      if (st.wildcard) for (const n of all.keys()) candidates.add(n);
+      for (const n of st.known.keys()) candidates.add(n);
+    } else {
+      candidates = st.pending;
+      for (const n of st.force) candidates.add(n);
+    }
+    st.pending = new Set();
+    st.fullScan = false;
 
     const send: EncodedResource[] = [];
     const removed: string[] = [];
@@ -784,14 +835,15 @@ export class DeltaStream extends AdsStream {
       } else if (st.known.has(n)) {
         // Rule 4.4: the client holds it and it is gone. Secrets are never removed (rule 4.5, E#32832).
         if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
-        else if (retainRemovals)
+        else if (retainRemovals) {
           retained = true; // rule 5.1: clusters leave after routes moved
+          st.pending.add(n);
+        }
         else removed.push(n);
       } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
       }
     }
-    this.refreshStatus(st);
     st.force.clear();
     if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
 
@@ -807,7 +859,7 @@ export class DeltaStream extends AdsStream {
       prev.set(n, st.known.get(n));
       st.known.delete(n);
     }
-    const version = setVersion(st.known.entries());
+    const version = st.known.version;
     const nonce = this.nextNonce();
     this.write({
       system_version_info: version,

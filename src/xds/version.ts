@@ -1,0 +1,142 @@
+// Versions of resource sets, kept incrementally: a set's version is the sum
+// (mod 2^32, in two independent lanes) of a hash of each (name, version) pair.
+// It depends on names and content only, never on order or on time (rule 1.7),
+// and adding or removing one resource updates it in O(1) instead of sorting and
+// hashing the whole set on every push.
+import type { EncodedResource } from '../../envoy-protos';
+
+/** Two 32-bit lanes of one (name, version) pair's hash. */
+export type EntryHash = readonly [number, number];
+
+function mix(h: number): number {
+  // murmur3's finalizer: spreads FNV's weak high bits.
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** FNV-1a over `name \0 version`, in two lanes with different offsets. */
+export function entryHash(name: string, version: string): EntryHash {
+  let a = 0x811c9dc5;
+  let b = 0x050c5d1f;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  a = Math.imul(a ^ 0, 0x01000193);
+  b = Math.imul(b ^ 0xff, 0x01000193);
+  for (let i = 0; i < version.length; i++) {
+    const c = version.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  return [mix(a), mix(b ^ 0x9e3779b9)];
+}
+
+const resourceHashes = new WeakMap<EncodedResource, EntryHash>();
+
+/** The entry hash of an encoded resource (computed once per resource object). */
+export function resourceHash(r: EncodedResource): EntryHash {
+  let h = resourceHashes.get(r);
+  if (!h) {
+    h = entryHash(r.name, r.version);
+    resourceHashes.set(r, h);
+  }
+  return h;
+}
+
+const hex = (n: number) => n.toString(16).padStart(8, '0');
+
+/** An order-independent running hash of a set of (name, version) pairs. */
+export class VersionSum {
+  private a = 0;
+  private b = 0;
+
+  add(h: EntryHash): void {
+    this.a = (this.a + h[0]) >>> 0;
+    this.b = (this.b + h[1]) >>> 0;
+  }
+
+  sub(h: EntryHash): void {
+    this.a = (this.a - h[0]) >>> 0;
+    this.b = (this.b - h[1]) >>> 0;
+  }
+
+  addAll(other: VersionSum): void {
+    this.a = (this.a + other.a) >>> 0;
+    this.b = (this.b + other.b) >>> 0;
+  }
+
+  clear(): void {
+    this.a = 0;
+    this.b = 0;
+  }
+
+  toString(): string {
+    return hex(this.a) + hex(this.b);
+  }
+}
+
+/** A version for a set of (name, version) pairs. */
+export function setVersion(entries: Iterable<readonly [string, string]>): string {
+  const s = new VersionSum();
+  for (const [n, v] of entries) s.add(entryHash(n, v));
+  return s.toString();
+}
+
+/** The version of a set of encoded resources (uses each resource's cached hash). */
+export function resourcesVersion(resources: Iterable<EncodedResource>): string {
+  const s = new VersionSum();
+  for (const r of resources) s.add(resourceHash(r));
+  return s.toString();
+}
+
+/** name -> version, with the set's version kept as entries change. */
+export class VersionMap {
+  private readonly m = new Map<string, string>();
+  private readonly sum = new VersionSum();
+
+  get size(): number {
+    return this.m.size;
+  }
+
+  get(name: string): string | undefined {
+    return this.m.get(name);
+  }
+
+  has(name: string): boolean {
+    return this.m.has(name);
+  }
+
+  set(name: string, version: string, hash?: EntryHash): void {
+    const old = this.m.get(name);
+    if (old === version) return;
+    if (old !== undefined) this.sum.sub(entryHash(name, old));
+    this.m.set(name, version);
+    this.sum.add(hash ?? entryHash(name, version));
+  }
+
+  delete(name: string): boolean {
+    const old = this.m.get(name);
+    if (old === undefined) return false;
+    this.sum.sub(entryHash(name, old));
+    this.m.delete(name);
+    return true;
+  }
+
+  keys(): IterableIterator<string> {
+    return this.m.keys();
+  }
+
+  entries(): IterableIterator<[string, string]> {
+    return this.m.entries();
+  }
+
+  get version(): string {
+    return this.sum.toString();
+  }
+}
