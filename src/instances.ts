@@ -68,15 +68,46 @@ export class InstanceLifecycle {
   private readonly now: () => number;
   private readonly startedAt: number;
   private reaping = false;
+  /** Instances with a TTL (followed from the store's change feed): the reaper looks only at these. */
+  private readonly ttls = new Map<string, { ttlMs: number; updatedAt: number }>();
+  private readonly indexed: Promise<void>;
+  private unwatch: (() => void) | undefined;
+  private closed = false;
 
   constructor(private readonly o: InstanceLifecycleOptions) {
     this.now = o.now ?? Date.now;
     this.startedAt = this.now();
+    this.indexed = this.indexTtls();
     this.reaper = setInterval(() => void this.reap(), o.reapIntervalMs ?? 500);
     this.reaper.unref();
     // Sidecars of an earlier run that do not come back get no disconnect in this one.
     this.orphanSweep = setTimeout(() => void this.sweepOrphans(), this.graceMs);
     this.orphanSweep.unref();
+  }
+
+  private async indexTtls(): Promise<void> {
+    const track = (o: { kind: string; name: string; spec?: unknown; updatedAt?: string } | undefined) => {
+      const ttl = (o?.spec as Instance['spec'] | undefined)?.ttl;
+      if (!o || o.kind !== 'Instance') return;
+      if (ttl) this.ttls.set(o.name, { ttlMs: parseDurationMs(ttl), updatedAt: Date.parse(o.updatedAt ?? '') || 0 });
+      else this.ttls.delete(o.name);
+    };
+    try {
+      const snap = await this.o.store.snapshot();
+      for (const obj of snap.objects) track(obj);
+      if (this.closed) return;
+      this.unwatch = this.o.store.watch(
+        snap.revision,
+        (ev) => {
+          if (ev.kind !== 'Instance') return;
+          if (ev.op === 'delete') this.ttls.delete(ev.name);
+          else track(ev.object);
+        },
+        { onError: (err) => this.o.log.error({ err: err.message }, 'instance TTL index: change feed failed') },
+      );
+    } catch (err) {
+      this.o.log.error({ err: (err as Error).message }, 'instance TTL index failed');
+    }
   }
 
   private get graceMs(): number {
@@ -170,11 +201,16 @@ export class InstanceLifecycle {
     if (this.reaping) return;
     this.reaping = true;
     try {
+      await this.indexed;
       const now = this.now();
-      for (const inst of await this.o.store.list('Instance')) {
-        if (!inst.spec.ttl) continue;
-        const seen = Math.max(this.lastSeen.get(inst.name) ?? 0, Date.parse(inst.updatedAt), this.startedAt);
-        if (now - seen > parseDurationMs(inst.spec.ttl)) await this.remove(inst, 'ttl expired');
+      for (const [name, t] of [...this.ttls]) {
+        const seen = Math.max(this.lastSeen.get(name) ?? 0, t.updatedAt, this.startedAt);
+        if (now - seen <= t.ttlMs) continue;
+        // Read it back: the index may lag a write by one turn of the change feed.
+        const inst = await this.o.store.get('Instance', name);
+        if (!inst?.spec.ttl) continue;
+        const at = Math.max(this.lastSeen.get(name) ?? 0, Date.parse(inst.updatedAt), this.startedAt);
+        if (now - at > parseDurationMs(inst.spec.ttl)) await this.remove(inst, 'ttl expired');
       }
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'instance reaper failed');
@@ -184,6 +220,8 @@ export class InstanceLifecycle {
   }
 
   close(): void {
+    this.closed = true;
+    this.unwatch?.();
     clearInterval(this.reaper);
     clearTimeout(this.orphanSweep);
     for (const t of this.graceTimers.values()) clearTimeout(t);

@@ -69,8 +69,8 @@ export class SnapshotBuilder {
   private readonly proxies = new Map<string, ProxyIdentity>();
   private revision = 0;
   private translator: MeshTranslator;
-  private encoded = new WeakMap<Obj, EncodedResource>();
-  private encodedLists = new WeakMap<Obj[], EncodedResource[]>();
+  private readonly encoded = new WeakMap<Obj, EncodedResource>();
+  private readonly encodedLists = new WeakMap<Obj[], EncodedResource[]>();
   private warnings = new Map<string, string[]>();
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -362,12 +362,12 @@ export class SnapshotBuilder {
 
   private rebuild(endpointsOnly: boolean): void {
     const started = performance.now();
-    this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()));
+    const previous = this.translator;
+    this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()), previous);
     const mesh = this.translator.snapshot.mesh.spec;
     this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
-    // Encoded bytes are shared by every proxy that gets the same object in this revision.
-    this.encoded = new WeakMap();
-    this.encodedLists = new WeakMap();
+    // Encoded bytes are shared by every proxy that gets the same object, in this build and in later
+    // ones that reuse the object (weakly held: they go with the translation that made them).
     this.warnings = new Map();
     for (const w of this.translator.warnings) {
       const k = key(w.kind, w.name);
@@ -382,6 +382,7 @@ export class SnapshotBuilder {
         : this.o.cache.set(nodeId, this.resourcesFor(identity));
       if (changed.length > 0) affected.push(nodeId);
     }
+    this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
     for (const w of [...this.revisionWaiters]) {

@@ -110,7 +110,16 @@ export class MeshTranslator {
   private readonly portPlan: ReadonlyMap<number, { http: Service[]; tcp?: Service }>;
   readonly warnings: Warning[] = [];
 
-  constructor(readonly snapshot: MeshSnapshot) {
+  /**
+   * `previous`: the translation of an earlier snapshot. Endpoint lists whose
+   * inputs (the Service, its DestinationPolicy and each of its Instances) are
+   * the same objects are taken from it as they are, so that unchanged ones are
+   * not rebuilt nor re-encoded.
+   */
+  constructor(
+    readonly snapshot: MeshSnapshot,
+    private previous?: MeshTranslator,
+  ) {
     this.blackhole = {
       name: BLACKHOLE_CLUSTER,
       type: 'STATIC',
@@ -124,6 +133,11 @@ export class MeshTranslator {
     this.collectSubsets();
     this.portPlan = this.planPorts();
     this.analyze();
+  }
+
+  /** Forgets the earlier translation (once this one has been used, it is no longer needed). */
+  release(): void {
+    this.previous = undefined;
   }
 
   /** Everything one proxy gets. */
@@ -500,6 +514,11 @@ export class MeshTranslator {
     const key = `${svc.name}|${subset}|${failover ? localityKey(caller) : ''}`;
     const memo = this.claMemo.get(key);
     if (memo) return memo;
+    const reused = this.previousCla(svc, key);
+    if (reused) {
+      this.claMemo.set(key, reused);
+      return reused;
+    }
     const name = outboundClusterName(svc.name, svc.spec.port, subset);
     const groups = new Map<string, { locality?: Instance['spec']['locality']; instances: Instance[] }>();
     for (const inst of this.snapshot.instancesByService.get(svc.name) ?? []) {
@@ -539,6 +558,20 @@ export class MeshTranslator {
     const out: Obj = { cluster_name: name, endpoints };
     this.claMemo.set(key, out);
     return out;
+  }
+
+  /** The earlier translation's CLA for `key`, when everything it was made from is unchanged. */
+  private previousCla(svc: Service, key: string): Obj | undefined {
+    const prev = this.previous;
+    const cla = prev?.claMemo.get(key);
+    if (!prev || !cla) return undefined;
+    if (prev.snapshot.services.get(svc.name) !== svc) return undefined;
+    if (prev.policy(svc.name) !== this.policy(svc.name)) return undefined;
+    const a = prev.snapshot.instancesByService.get(svc.name) ?? [];
+    const b = this.snapshot.instancesByService.get(svc.name) ?? [];
+    if (a.length !== b.length) return undefined;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return undefined;
+    return cla;
   }
 
   // --- routes -----------------------------------------------------------

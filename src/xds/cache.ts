@@ -53,7 +53,7 @@ class Part {
   namesChangedTo(to: Part): readonly string[] {
     if (this.diffTo?.to === to) return this.diffTo.names;
     const names: string[] = [];
-    for (const [n, r] of to.map) if (this.map.get(n) !== r) names.push(n);
+    for (const [n, r] of to.map) if (this.map.get(n)?.version !== r.version) names.push(n);
     for (const n of this.map.keys()) if (!to.map.has(n)) names.push(n);
     this.diffTo = { to, names };
     return names;
