@@ -89,7 +89,8 @@ export class InstanceLifecycle {
     const track = (o: { kind: string; name: string; spec?: unknown; updatedAt?: string } | undefined) => {
       const ttl = (o?.spec as Instance['spec'] | undefined)?.ttl;
       if (!o || o.kind !== 'Instance') return;
-      if (ttl) this.ttls.set(o.name, { ttlMs: parseDurationMs(ttl), updatedAt: Date.parse(o.updatedAt ?? '') || 0 });
+      if (ttl)
+        this.ttls.set(o.name, { ttlMs: parseDurationMs(ttl), updatedAt: Date.parse(o.updatedAt ?? '') || 0 });
       else this.ttls.delete(o.name);
     };
     try {
@@ -103,7 +104,9 @@ export class InstanceLifecycle {
           if (ev.op === 'delete') this.ttls.delete(ev.name);
           else track(ev.object);
         },
-        { onError: (err) => this.o.log.error({ err: err.message }, 'instance TTL index: change feed failed') },
+        {
+          onError: (err) => this.o.log.error({ err: err.message }, 'instance TTL index: change feed failed'),
+        },
       );
     } catch (err) {
       this.o.log.error({ err: (err as Error).message }, 'instance TTL index failed');

@@ -19,7 +19,9 @@ export type ResourceSet = ReadonlyMap<string, EncodedResource>;
  * overlap. Pass the same array for every proxy that shares it: it is indexed and
  * diffed once. A type left out of an update is left unchanged.
  */
-export type ResourceInput = Iterable<EncodedResource> | { readonly parts: readonly (readonly EncodedResource[])[] };
+export type ResourceInput =
+  | Iterable<EncodedResource>
+  | { readonly parts: readonly (readonly EncodedResource[])[] };
 export type SnapshotUpdate = Partial<Record<TypeUrl, ResourceInput>>;
 
 /** One resource's change: undefined before = added, undefined after = removed. */

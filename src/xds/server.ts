@@ -15,6 +15,7 @@ import type { XdsCache } from './cache';
 import { type ProxyStatus, proxyStatusJson } from './status';
 import { type AdsCall, type AdsStream, DeltaStream, SotwStream, type StreamContext } from './stream';
 import type { TypeUrl } from './type-urls';
+import { assemblingSerializer } from './wire';
 
 /** What a proxy presents on its first request, for the authenticator to judge. */
 export interface ProxyIdentity {
@@ -94,7 +95,14 @@ export class AdsServer extends EventEmitter {
         service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } };
       };
     };
-    this.grpcServer.addService(pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service, {
+    // Responses assembled from per-resource bytes encoded once (wire.ts) pass through as they are.
+    const definition = Object.fromEntries(
+      Object.entries(pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service).map(([k, m]) => [
+        k,
+        { ...m, responseSerialize: assemblingSerializer(m.responseSerialize) },
+      ]),
+    ) as grpc.ServiceDefinition;
+    this.grpcServer.addService(definition, {
       StreamAggregatedResources: (
         call: grpc.ServerDuplexStream<DiscoveryRequest__Output, DiscoveryResponse>,
       ) => this.accept(call, 'sotw'),

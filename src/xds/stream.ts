@@ -27,6 +27,7 @@ import {
   type TypeUrl,
 } from './type-urls';
 import { resourceHash, resourcesVersion, setVersion, VersionMap, VersionSum } from './version';
+import { AssembledResponse, deltaEntry, sotwEntry } from './wire';
 
 export { setVersion };
 
@@ -546,19 +547,28 @@ export abstract class AdsStream {
     this.timer.unref();
   }
 
-  protected write(message: DiscoveryResponse | DeltaDiscoveryResponse): void {
-    const m = message as Partial<DeltaDiscoveryResponse & DiscoveryResponse>;
+  /** Sends a response: its header, then each resource's entry (encoded once, shared by every stream). */
+  protected write(
+    head: DiscoveryResponse | DeltaDiscoveryResponse,
+    resources: readonly EncodedResource[],
+    entry: (r: EncodedResource) => Buffer,
+  ): void {
+    const m = head as Partial<DeltaDiscoveryResponse & DiscoveryResponse>;
     this.log.debug(
       {
         nodeId: this.nodeId,
         typeUrl: m.type_url,
         nonce: m.nonce,
-        resources: (m.resources as { name?: string }[] | undefined)?.map((r) => r.name ?? '').slice(0, 20),
+        resources: resources.slice(0, 20).map((r) => r.name),
         removed: m.removed_resources,
       },
       'response',
     );
-    this.call.write(message);
+    this.call.write(
+      new AssembledResponse(head, resources.map(entry)) as unknown as
+        | DiscoveryResponse
+        | DeltaDiscoveryResponse,
+    );
   }
 
   /** Handles one request of a served type (subscriptions, ACK/NACK). */
@@ -685,12 +695,7 @@ export class SotwStream extends AdsStream {
       if (version === st.parkedVersion) return retained; // rule 2.6: never resend rejected content
     }
     const nonce = this.nextNonce();
-    this.write({
-      version_info: version,
-      type_url: st.typeUrl,
-      nonce,
-      resources: [...desired.values()].map((r) => ({ type_url: st.typeUrl, value: r.value })),
-    });
+    this.write({ version_info: version, type_url: st.typeUrl, nonce }, [...desired.values()], sotwEntry);
     // Rule 5.3: clusters added or changed warm until their CLA arrives, even an unchanged one.
     if (st.typeUrl === CLUSTER_TYPE) {
       const pushed = [...desired.values()].filter((r) => st.sent.get(r.name)?.version !== r.version);
@@ -802,8 +807,7 @@ export class DeltaStream extends AdsStream {
         st.known.delete(n);
       }
     }
-    if (req.resource_names_unsubscribe.length > 0)
-      this.afterUnsubscribe(st, () => st.known.version);
+    if (req.resource_names_unsubscribe.length > 0) this.afterUnsubscribe(st, () => st.known.version);
   }
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
@@ -838,8 +842,7 @@ export class DeltaStream extends AdsStream {
         else if (retainRemovals) {
           retained = true; // rule 5.1: clusters leave after routes moved
           st.pending.add(n);
-        }
-        else removed.push(n);
+        } else removed.push(n);
       } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
       }
@@ -861,17 +864,11 @@ export class DeltaStream extends AdsStream {
     }
     const version = st.known.version;
     const nonce = this.nextNonce();
-    this.write({
-      system_version_info: version,
-      type_url: st.typeUrl,
-      nonce,
-      resources: send.map((r) => ({
-        name: r.name,
-        version: r.version,
-        resource: { type_url: st.typeUrl, value: r.value },
-      })),
-      removed_resources: removed,
-    });
+    this.write(
+      { system_version_info: version, type_url: st.typeUrl, nonce, removed_resources: removed },
+      send,
+      deltaEntry,
+    );
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
       this.expectWarming(send, (eds, name) => {
