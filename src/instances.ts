@@ -68,6 +68,8 @@ export class InstanceLifecycle {
   private readonly now: () => number;
   private readonly startedAt: number;
   private reaping = false;
+  /** Registrations waiting for the next store write, by instance name (the latest wins). */
+  private readonly batch = new Map<string, { nodeId: string; inst: Instance; done: () => void }>();
   /** Instances with a TTL (followed from the store's change feed): the reaper looks only at these. */
   private readonly ttls = new Map<string, { ttlMs: number; updatedAt: number }>();
   private readonly indexed: Promise<void>;
@@ -88,7 +90,7 @@ export class InstanceLifecycle {
   private async indexTtls(): Promise<void> {
     const track = (o: { kind: string; name: string; spec?: unknown; updatedAt?: string } | undefined) => {
       const ttl = (o?.spec as Instance['spec'] | undefined)?.ttl;
-      if (!o || o.kind !== 'Instance') return;
+      if (o?.kind !== 'Instance') return;
       if (ttl)
         this.ttls.set(o.name, { ttlMs: parseDurationMs(ttl), updatedAt: Date.parse(o.updatedAt ?? '') || 0 });
       else this.ttls.delete(o.name);
@@ -141,15 +143,55 @@ export class InstanceLifecycle {
       );
       return;
     }
-    try {
-      const r = await this.o.store.apply([inst.value]);
-      this.o.log.info(
-        { nodeId: p.nodeId, instance: name, action: r.changes[0]?.action },
+    await this.register(p.nodeId, inst.value);
+  }
+
+  /**
+   * Registrations of the same turn of the event loop go to the store in one
+   * write (a thousand sidecars connecting at once make one transaction, not a
+   * thousand); when that write fails, each is retried alone so that one bad
+   * registration does not hold back the others.
+   */
+  private register(nodeId: string, inst: Instance): Promise<void> {
+    return new Promise((resolve) => {
+      const earlier = this.batch.get(inst.name);
+      this.batch.set(inst.name, {
+        nodeId,
+        inst,
+        done: () => {
+          earlier?.done();
+          resolve();
+        },
+      });
+      if (this.batch.size === 1) setImmediate(() => void this.flushRegistrations());
+    });
+  }
+
+  private async flushRegistrations(): Promise<void> {
+    const batch = [...this.batch.values()];
+    this.batch.clear();
+    const report = (b: (typeof batch)[number], action: string | undefined) =>
+      this.o.log[action === 'unchanged' ? 'debug' : 'info'](
+        { nodeId: b.nodeId, instance: b.inst.name, action },
         'instance registered from node metadata',
       );
+    try {
+      const r = await this.o.store.apply(batch.map((b) => b.inst));
+      const actions = new Map(r.changes.map((c) => [c.name, c.action]));
+      for (const b of batch) report(b, actions.get(b.inst.name));
     } catch (err) {
-      this.o.log.error({ nodeId: p.nodeId, err: (err as Error).message }, 'instance registration failed');
+      for (const b of batch) {
+        try {
+          const r = await this.o.store.apply([b.inst]);
+          report(b, r.changes[0]?.action);
+        } catch (e) {
+          this.o.log.error({ nodeId: b.nodeId, err: (e as Error).message }, 'instance registration failed');
+        }
+      }
+      if (batch.length > 1)
+        this.o.log.debug({ err: (err as Error).message }, 'batched registration retried one by one');
     }
+    for (const b of batch) b.done();
   }
 
   /** A sidecar's stream ended: remove its instance after the grace period, unless it is back. */

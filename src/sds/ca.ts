@@ -81,8 +81,14 @@ function randomSerial(): string {
 export class MeshCa {
   private readonly cert: forge.pki.Certificate;
 
+  /** The CA key, parsed once; and the authority key identifier every workload certificate carries. */
+  private readonly key: crypto.KeyObject;
+  private readonly keyIdentifier: string;
+
   private constructor(readonly material: CaMaterial) {
     this.cert = forge.pki.certificateFromPem(material.certPem);
+    this.key = crypto.createPrivateKey(material.keyPem);
+    this.keyIdentifier = this.cert.generateSubjectKeyIdentifier().getBytes();
   }
 
   /** Loads a root from PEM (operator-provided or stored); checks that key and certificate belong together. */
@@ -155,7 +161,7 @@ export class MeshCa {
       { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
       { name: 'subjectAltName', altNames: [{ type: 6, value: id }], critical: true },
-      { name: 'authorityKeyIdentifier', keyIdentifier: this.cert.generateSubjectKeyIdentifier().getBytes() },
+      { name: 'authorityKeyIdentifier', keyIdentifier: this.keyIdentifier },
     ]);
     cert.signatureOid = forge.pki.oids.sha256WithRSAEncryption;
     cert.siginfo.algorithmOid = forge.pki.oids.sha256WithRSAEncryption;
@@ -165,7 +171,10 @@ export class MeshCa {
     // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, [3] extensions.
     (tbs.value as forge.asn1.Asn1[])[6] = forge.asn1.fromDer(publicKey.toString('binary'));
     const tbsDer = Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary');
-    const signature = crypto.sign('sha256', tbsDer, this.material.keyPem);
+    // Signed in libuv's pool: a storm of new services does not stall the event loop.
+    const signature = await new Promise<Buffer>((resolve, reject) =>
+      crypto.sign('sha256', tbsDer, this.key, (err, sig) => (err ? reject(err) : resolve(sig))),
+    );
     const { asn1 } = forge;
     const certificate = asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
       tbs,

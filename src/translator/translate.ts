@@ -100,6 +100,8 @@ export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
   private sharedClusters: Obj[] | undefined;
+  private readonly listenerMemo = new Map<string, Obj>();
+  private readonly inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
   private readonly routeMemo = new Map<number, Obj>();
   /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
   private readonly endpointViews = new Map<string, Obj[]>();
@@ -689,11 +691,28 @@ export class MeshTranslator {
 
   // --- listeners --------------------------------------------------------
 
+  /** Listeners that equal inputs make equal are made once per translation (and encoded once). */
+  private memo(key: string, make: () => Obj): Obj {
+    let o = this.listenerMemo.get(key);
+    if (!o) {
+      o = make();
+      this.listenerMemo.set(key, o);
+    }
+    return o;
+  }
+
   private httpOutboundListener(proxy: ProxyIdentity, port: number): Obj {
+    const service = proxy.service ?? proxy.nodeId;
+    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, () =>
+      this.makeHttpOutboundListener(proxy.outboundAddress, port, service),
+    );
+  }
+
+  private makeHttpOutboundListener(outboundAddress: string, port: number, service: string): Obj {
     const name = outboundListenerName(port);
     return {
       name,
-      address: socketAddress(proxy.outboundAddress, port),
+      address: socketAddress(outboundAddress, port),
       traffic_direction: 'OUTBOUND',
       filter_chains: [
         {
@@ -704,7 +723,7 @@ export class MeshTranslator {
                 '@type': TYPE.hcm,
                 stat_prefix: statPrefix(name),
                 rds: { route_config_name: outboundRouteName(port), config_source: adsConfigSource() },
-                ...this.observability(proxy.service ?? proxy.nodeId),
+                ...this.observability(service),
                 http_filters: [{ name: FILTER.fault, typed_config: { '@type': TYPE.fault } }, routerFilter()],
               },
             },
@@ -715,10 +734,16 @@ export class MeshTranslator {
   }
 
   private tcpOutboundListener(proxy: ProxyIdentity, svc: Service): Obj {
+    return this.memo(`tcp|${svc.name}|${proxy.outboundAddress}`, () =>
+      this.makeTcpOutboundListener(proxy.outboundAddress, svc),
+    );
+  }
+
+  private makeTcpOutboundListener(outboundAddress: string, svc: Service): Obj {
     const name = outboundListenerName(svc.spec.port);
     return {
       name,
-      address: socketAddress(proxy.outboundAddress, svc.spec.port),
+      address: socketAddress(outboundAddress, svc.spec.port),
       traffic_direction: 'OUTBOUND',
       filter_chains: [
         {
@@ -740,6 +765,29 @@ export class MeshTranslator {
   /** The inbound side: a listener on the pod's inbound port forwarding to the local app. */
   private inbound(proxy: ProxyIdentity): { listener: Obj; cluster: Obj; route?: Obj } | undefined {
     if (!proxy.service || !proxy.inboundPort || !proxy.appPort) return undefined;
+    // The sidecars of one service share all but the listener's address: made once per service.
+    const key = `${proxy.service}|${proxy.inboundPort}|${proxy.appPort}|${proxy.appAddress}`;
+    let shared = this.inboundMemo.get(key);
+    if (!shared) {
+      shared = this.makeInbound(proxy.service, proxy.inboundPort, proxy.appPort, proxy.appAddress);
+      this.inboundMemo.set(key, shared);
+    }
+    const { cluster, route, template } = shared;
+    const listener = this.memo(`inbound|${key}|${proxy.address}`, () => ({
+      name: template.name,
+      address: socketAddress(proxy.address, proxy.inboundPort!),
+      ...template,
+    }));
+    return { listener, cluster, route };
+  }
+
+  private makeInbound(
+    service: string,
+    inboundPort: number,
+    appPort: number,
+    appAddress: string,
+  ): { cluster: Obj; route?: Obj; template: Obj } {
+    const proxy = { service, inboundPort, appPort, appAddress };
     const svc = this.snapshot.services.get(proxy.service);
     const protocol = svc?.spec.protocol ?? 'http';
     const clusterName = inboundClusterName(proxy.service, proxy.appPort);
@@ -815,11 +863,7 @@ export class MeshTranslator {
         },
       ];
     }
-    const listener: Obj = {
-      name,
-      address: socketAddress(proxy.address, proxy.inboundPort),
-      traffic_direction: 'INBOUND',
-    };
+    const listener: Obj = { name, traffic_direction: 'INBOUND' };
     const tls = { filters, transport_socket: downstreamTlsSocket(this.trustDomain) };
     const mode = this.mtlsMode(proxy.service);
     if (mode === 'disabled') listener.filter_chains = [{ filters }];
@@ -831,7 +875,7 @@ export class MeshTranslator {
       ];
       listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
     }
-    return { listener, cluster, route };
+    return { cluster, route, template: listener };
   }
 }
 

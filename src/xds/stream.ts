@@ -855,7 +855,7 @@ export class DeltaStream extends AdsStream {
     for (const r of send) {
       prev.set(r.name, st.known.get(r.name));
       sent.set(r.name, r.version);
-      st.known.set(r.name, r.version);
+      st.known.set(r.name, r.version, resourceHash(r));
       st.parked.delete(r.name);
     }
     for (const n of removed) {

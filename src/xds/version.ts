@@ -97,7 +97,7 @@ export function resourcesVersion(resources: Iterable<EncodedResource>): string {
 
 /** name -> version, with the set's version kept as entries change. */
 export class VersionMap {
-  private readonly m = new Map<string, string>();
+  private readonly m = new Map<string, { readonly v: string; readonly h: EntryHash }>();
   private readonly sum = new VersionSum();
 
   get size(): number {
@@ -105,25 +105,27 @@ export class VersionMap {
   }
 
   get(name: string): string | undefined {
-    return this.m.get(name);
+    return this.m.get(name)?.v;
   }
 
   has(name: string): boolean {
     return this.m.has(name);
   }
 
+  /** `hash`: the entry's hash when the caller has it (resourceHash), else it is computed. */
   set(name: string, version: string, hash?: EntryHash): void {
     const old = this.m.get(name);
-    if (old === version) return;
-    if (old !== undefined) this.sum.sub(entryHash(name, old));
-    this.m.set(name, version);
-    this.sum.add(hash ?? entryHash(name, version));
+    if (old?.v === version) return;
+    if (old) this.sum.sub(old.h);
+    const h = hash ?? entryHash(name, version);
+    this.m.set(name, { v: version, h });
+    this.sum.add(h);
   }
 
   delete(name: string): boolean {
     const old = this.m.get(name);
-    if (old === undefined) return false;
-    this.sum.sub(entryHash(name, old));
+    if (!old) return false;
+    this.sum.sub(old.h);
     this.m.delete(name);
     return true;
   }
@@ -132,8 +134,8 @@ export class VersionMap {
     return this.m.keys();
   }
 
-  entries(): IterableIterator<[string, string]> {
-    return this.m.entries();
+  *entries(): IterableIterator<[string, string]> {
+    for (const [n, e] of this.m) yield [n, e.v];
   }
 
   get version(): string {
