@@ -55,10 +55,16 @@ export function envoyRoot(): protobuf.Root {
 
 const TYPE_PREFIX = 'type.googleapis.com/';
 
+const typesByUrl = new Map<string, protobuf.Type>();
+
 /** Looks up the message type behind a type URL; throws for an unknown one. */
 export function messageType(typeUrl: string): protobuf.Type {
+  let t = typesByUrl.get(typeUrl);
+  if (t) return t;
   if (!typeUrl.startsWith(TYPE_PREFIX)) throw new Error(`not a type URL: ${typeUrl}`);
-  return envoyRoot().lookupType(typeUrl.slice(TYPE_PREFIX.length));
+  t = envoyRoot().lookupType(typeUrl.slice(TYPE_PREFIX.length));
+  typesByUrl.set(typeUrl, t);
+  return t;
 }
 
 /** One resource, encoded once: what the xDS cache stores and every stream shares. */
@@ -169,6 +175,31 @@ export function encodeResource(typeUrl: string, obj: Record<string, unknown>): E
   const value = Buffer.from(type.encode(message).finish());
   const name = resourceName(typeUrl, obj);
   return { typeUrl, name, version: contentVersion(value), value, warms: edsServiceName(typeUrl, name, obj) };
+}
+
+/**
+ * A resource that differs from an encoded one only in a few fields the base
+ * does not set (say, a listener's address): the base's bytes followed by the
+ * encoding of those fields. Protobuf parsers accept fields in any order, so
+ * this is the message with both; only the small part is encoded per use.
+ */
+export function encodeOverlay(base: EncodedResource, overlay: Record<string, unknown>): EncodedResource {
+  const type = messageType(base.typeUrl);
+  const decodedBase = type.fields;
+  for (const key of Object.keys(overlay)) {
+    if (!decodedBase[key]) throw new ResourceEncodeError(base.typeUrl, key, `unknown field of ${type.fullName.slice(1)}`);
+    if (key === 'name' || key === 'cluster_name')
+      throw new ResourceEncodeError(base.typeUrl, key, 'the name belongs to the base');
+  }
+  checkFields(type, overlay, '', base.typeUrl);
+  let extra: Uint8Array;
+  try {
+    extra = type.encode(type.fromObject(overlay)).finish();
+  } catch (err) {
+    throw new ResourceEncodeError(base.typeUrl, '', (err as Error).message);
+  }
+  const value = Buffer.concat([base.value, extra]);
+  return { typeUrl: base.typeUrl, name: base.name, version: contentVersion(value), value, warms: base.warms };
 }
 
 /** Decodes an Any payload to an object with proto field names; nested Anys get an '@type'. */

@@ -2,7 +2,7 @@
 // translate per proxy -> encode (once per shared object) -> xDS cache -> ADS.
 // The only module that imports the registry, the translator and xds together.
 import { stringify as toYaml } from 'yaml';
-import { decodeResource, type EncodedResource, encodeResource } from '../envoy-protos';
+import { decodeResource, type EncodedResource, encodeOverlay, encodeResource } from '../envoy-protos';
 import type { Logger } from './log';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
@@ -213,14 +213,7 @@ export class SnapshotBuilder {
     for (const d of docs) objs.set(key(d.kind, d.name), strip(d));
     const t = new MeshTranslator(buildMeshSnapshot(this.revision + 1, [...objs.values()]));
     const encoded = new WeakMap<Obj, EncodedResource>();
-    const encode = (typeUrl: string, o: Obj) => {
-      let e = encoded.get(o);
-      if (!e) {
-        e = encodeResource(typeUrl, o);
-        encoded.set(o, e);
-      }
-      return e;
-    };
+    const encode = (typeUrl: string, o: Obj) => encodeWith(t, typeUrl, o, encoded);
     const asYaml = (typeUrl: string, value: Uint8Array) =>
       toYaml(decodeResource(typeUrl, value), { lineWidth: 0 });
     const out: ProxyPreview[] = [];
@@ -463,15 +456,31 @@ export class SnapshotBuilder {
   }
 
   private encodeEach(typeUrl: string, objs: Obj[]): EncodedResource[] {
-    return objs.map((o) => {
-      let e = this.encoded.get(o);
-      if (!e) {
-        e = encodeResource(typeUrl, o);
-        this.encoded.set(o, e);
-      }
-      return e;
-    });
+    return objs.map((o) => encodeWith(this.translator, typeUrl, o, this.encoded));
   }
+}
+
+/**
+ * Encodes a translated object once (memoized by identity); one made of a
+ * shared base and a few fields of its own encodes the base once for all.
+ */
+function encodeWith(
+  translator: MeshTranslator,
+  typeUrl: string,
+  o: Obj,
+  memo: WeakMap<Obj, EncodedResource>,
+): EncodedResource {
+  let e = memo.get(o);
+  if (e) return e;
+  const composed = translator.overlayOf(o);
+  if (composed) {
+    for (const k of Object.keys(composed.overlay))
+      if (k in composed.base)
+        throw new Error(`overlay field ${k} is also in the base of ${typeUrl} ${o.name}`);
+    e = encodeOverlay(encodeWith(translator, typeUrl, composed.base, memo), composed.overlay);
+  } else e = encodeResource(typeUrl, o);
+  memo.set(o, e);
+  return e;
 }
 
 /** The document without the store's metadata. */

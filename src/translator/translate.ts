@@ -101,6 +101,7 @@ export class MeshTranslator {
   private readonly clusterMemo = new Map<string, Obj[]>();
   private sharedClusters: Obj[] | undefined;
   private readonly listenerMemo = new Map<string, Obj>();
+  private readonly overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
   private readonly inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
   private readonly routeMemo = new Map<number, Obj>();
   /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
@@ -135,6 +136,15 @@ export class MeshTranslator {
     this.collectSubsets();
     this.portPlan = this.planPorts();
     this.analyze();
+  }
+
+  /**
+   * For a resource that is a shared base plus a few fields of its own (a
+   * sidecar's inbound listener: its service's listener at its own address):
+   * the two parts, so that the base is encoded once for all of them.
+   */
+  overlayOf(o: Obj): { readonly base: Obj; readonly overlay: Obj } | undefined {
+    return this.overlays.get(o);
   }
 
   /** Forgets the earlier translation (once this one has been used, it is no longer needed). */
@@ -773,11 +783,13 @@ export class MeshTranslator {
       this.inboundMemo.set(key, shared);
     }
     const { cluster, route, template } = shared;
-    const listener = this.memo(`inbound|${key}|${proxy.address}`, () => ({
-      name: template.name,
-      address: socketAddress(proxy.address, proxy.inboundPort!),
-      ...template,
-    }));
+    const inboundPort = proxy.inboundPort;
+    const listener = this.memo(`inbound|${key}|${proxy.address}`, () => {
+      const address = socketAddress(proxy.address, inboundPort);
+      const l = { name: template.name, address, ...template };
+      this.overlays.set(l, { base: template, overlay: { address } });
+      return l;
+    });
     return { listener, cluster, route };
   }
 

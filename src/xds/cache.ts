@@ -153,10 +153,12 @@ export class XdsCache {
       this.proxies.set(nodeId, types);
     }
     const changes = new Map<TypeUrl, TypeChanges>();
+    // Nobody watches (a proxy whose stream is starting): whether a type changed is enough.
+    const watched = this.watchers.has(nodeId);
     for (const [typeUrl, input] of Object.entries(update) as [TypeUrl, ResourceInput][]) {
       const next = this.layered(typeUrl, input);
       const before = types.get(typeUrl) ?? EMPTY;
-      const diff = changed(before, next);
+      const diff = changed(before, next, !watched);
       types.set(typeUrl, next);
       if (diff.size > 0) changes.set(typeUrl, diff);
     }
@@ -239,10 +241,10 @@ export class XdsCache {
 }
 
 /** The names whose resource differs between two sets, with before and after. */
-function changed(a: LayeredSet, b: LayeredSet): Map<string, ResourceChange> {
+function changed(a: LayeredSet, b: LayeredSet, firstOnly = false): Map<string, ResourceChange> {
   const out = new Map<string, ResourceChange>();
   const consider = (n: string) => {
-    if (out.has(n)) return;
+    if (out.has(n) || (firstOnly && out.size > 0)) return;
     const before = a.get(n);
     const after = b.get(n);
     if (before === after || (before && after && before.version === after.version)) return;

@@ -13,7 +13,14 @@ import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/servi
 import { type Logger, silentLogger } from '../log';
 import type { XdsCache } from './cache';
 import { type ProxyStatus, proxyStatusJson } from './status';
-import { type AdsCall, type AdsStream, DeltaStream, SotwStream, type StreamContext } from './stream';
+import {
+  type AdsCall,
+  type AdsStream,
+  DeltaStream,
+  SotwStream,
+  type StreamContext,
+  StreamScheduler,
+} from './stream';
 import type { TypeUrl } from './type-urls';
 import { assemblingSerializer } from './wire';
 
@@ -64,6 +71,7 @@ export class AdsServer extends EventEmitter {
   private readonly statuses = new Map<string, ProxyStatus>();
   private readonly log: Logger;
   private readonly ctx: StreamContext;
+  private readonly scheduler = new StreamScheduler();
   private readonly retainDisconnectedMs: number;
   private boundPort: number | undefined;
   /** Requests whose type_url meshplane does not serve (rule 1.3). */
@@ -82,6 +90,7 @@ export class AdsServer extends EventEmitter {
       onUnknownType: () => {
         this.unknownTypeRequests++;
       },
+      schedule: (stream) => this.scheduler.add(stream),
     };
     this.grpcServer = new grpc.Server({
       'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 30_000,

@@ -44,6 +44,43 @@ export interface StreamContext {
   readonly nackBackoff: { readonly initial: number; readonly max: number };
   emit(event: string, ...args: unknown[]): void;
   onUnknownType(): void;
+  /** Runs the stream's pending work soon, in turn with the other streams (see StreamScheduler). */
+  schedule(stream: AdsStream): void;
+}
+
+/**
+ * Runs streams' work (requests, pushes) in turns of a few milliseconds, giving
+ * the event loop back between turns: a thousand sidecars connecting, or a
+ * change reaching a thousand of them, never holds the loop for seconds (new
+ * connections keep being accepted, REST calls answered, ACKs read).
+ */
+export class StreamScheduler {
+  private readonly queue = new Set<AdsStream>();
+  private scheduled = false;
+
+  constructor(private readonly budgetMs = 10) {}
+
+  add(stream: AdsStream): void {
+    this.queue.add(stream);
+    this.wake();
+  }
+
+  private wake(): void {
+    if (this.scheduled || this.queue.size === 0) return;
+    this.scheduled = true;
+    setImmediate(() => this.drain());
+  }
+
+  private drain(): void {
+    this.scheduled = false;
+    const until = performance.now() + this.budgetMs;
+    for (const s of this.queue) {
+      this.queue.delete(s);
+      s.run();
+      if (performance.now() >= until) break;
+    }
+    this.wake();
+  }
 }
 
 type Identify = (stream: AdsStream) => AuthResult & { status?: ProxyStatus };
@@ -155,6 +192,10 @@ export abstract class AdsStream {
   private timer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly closeHandlers: (() => void)[] = [];
+  /** Requests received and not yet handled (they are handled in the stream's turn). */
+  private readonly inbox: (DiscoveryRequest__Output | DeltaDiscoveryRequest__Output)[] = [];
+  /** The cache changed: a push may be due at the stream's next turn. */
+  private pumpDue = false;
 
   constructor(
     protected readonly call: AdsCall,
@@ -162,7 +203,11 @@ export abstract class AdsStream {
     private readonly identify: Identify,
   ) {
     this.log = ctx.log.child({ peer: call.getPeer() });
-    call.on('data', (req) => this.receive(req));
+    call.on('data', (req) => {
+      if (this.closed) return;
+      this.inbox.push(req);
+      this.ctx.schedule(this);
+    });
     call.on('end', () => this.close());
     call.on('error', () => this.close());
     call.on('cancelled', () => this.close());
@@ -223,6 +268,19 @@ export abstract class AdsStream {
     for (const h of this.closeHandlers) h();
   }
 
+  /** The stream's turn: handle the requests received, then push what is due. */
+  run(): void {
+    const requests = this.inbox.splice(0);
+    for (const req of requests) {
+      if (this.closed) return;
+      this.receive(req);
+    }
+    if (this.pumpDue || requests.length > 0) {
+      this.pumpDue = false;
+      this.pump();
+    }
+  }
+
   private receive(req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output): void {
     if (this.closed) return;
     try {
@@ -267,7 +325,6 @@ export abstract class AdsStream {
         st.fullScan = true;
         this.refreshStatus(st);
       }
-      this.pump();
     } catch (err) {
       if (err instanceof StreamClosed) this.fail(err.code, err.message);
       else {
@@ -295,7 +352,8 @@ export abstract class AdsStream {
         st.dirtySince ??= Date.now();
         this.cacheChanged(st, names);
       }
-      this.pump();
+      this.pumpDue = true;
+      this.ctx.schedule(this);
     });
   }
 
