@@ -375,6 +375,8 @@ export class SnapshotBuilder {
         : this.o.cache.set(nodeId, this.resourcesFor(identity));
       if (changed.length > 0) affected.push(nodeId);
     }
+    // The shared cluster list is compared with the previous one now, while it is at hand.
+    this.translator.outboundClusters();
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;

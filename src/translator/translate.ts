@@ -96,12 +96,16 @@ type Target = { ok: true; cluster: string } | { ok: false; reason: string };
  * Translation of one snapshot. Create one per revision; translate() each proxy.
  * Shared pieces are memoized inside.
  */
+/** Resources made of a shared base and fields of their own (see overlayOf); by identity. */
+const overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
+
 export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
   private sharedClusters: Obj[] | undefined;
-  private readonly listenerMemo = new Map<string, Obj>();
-  private readonly overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
+  /** Listeners by their inputs; `service`/`inbound`: what must be unchanged to take one over. */
+  private readonly listenerMemo = new Map<string, { service?: string; inbound?: string; obj: Obj }>();
+  private previousShared: { clusters?: Obj[]; endpoints: ReadonlyMap<string, Obj[]> } | undefined;
   private readonly inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
   private readonly routeMemo = new Map<number, Obj>();
   /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
@@ -114,28 +118,87 @@ export class MeshTranslator {
   readonly warnings: Warning[] = [];
 
   /**
-   * `previous`: the translation of an earlier snapshot. Endpoint lists whose
-   * inputs (the Service, its DestinationPolicy and each of its Instances) are
-   * the same objects are taken from it as they are, so that unchanged ones are
-   * not rebuilt nor re-encoded.
+   * `previous`: the translation of an earlier snapshot. Whatever it made from
+   * inputs that are the same objects here (the Mesh, a Service, its
+   * DestinationPolicy, its subsets, Instances and AuthorizationPolicies) is
+   * taken over as it is, so that unchanged resources are neither rebuilt nor
+   * re-encoded, and lists that come out the same are the same arrays.
    */
   constructor(
     readonly snapshot: MeshSnapshot,
-    private previous?: MeshTranslator,
+    previous?: MeshTranslator,
   ) {
-    this.blackhole = {
+    const sameMesh =
+      previous !== undefined &&
+      (previous.snapshot.mesh === snapshot.mesh ||
+        JSON.stringify(previous.snapshot.mesh.spec) === JSON.stringify(snapshot.mesh.spec));
+    this.blackhole = previous?.blackhole ?? {
       name: BLACKHOLE_CLUSTER,
       type: 'STATIC',
       connect_timeout: duration(1_000),
       load_assignment: { cluster_name: BLACKHOLE_CLUSTER, endpoints: [] },
     };
-    this.tracingCluster = tracingCluster(snapshot.mesh);
+    this.tracingCluster = sameMesh ? previous.tracingCluster : tracingCluster(snapshot.mesh);
     this.anyFailover = [...snapshot.policiesByService.values()].some(
       (ps) => ps[0]?.spec.localityFailover === true,
     );
     this.collectSubsets();
     this.portPlan = this.planPorts();
     this.analyze();
+    if (previous) this.carryForward(previous, sameMesh);
+  }
+
+  /** Takes over what `prev` made from inputs that did not change (see the constructor). */
+  private carryForward(prev: MeshTranslator, sameMesh: boolean): void {
+    const verdicts = new Map<string, { service: boolean; endpoints: boolean; inbound: boolean }>();
+    const sameItems = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined) => {
+      const x = a ?? [];
+      const y = b ?? [];
+      return x.length === y.length && x.every((v, i) => v === y[i]);
+    };
+    const verdict = (name: string) => {
+      let v = verdicts.get(name);
+      if (!v) {
+        const s = this.snapshot;
+        const p = prev.snapshot;
+        const svc = s.services.get(name) !== undefined && s.services.get(name) === p.services.get(name);
+        const policy = this.policy(name) === prev.policy(name);
+        const subsets = [...(this.subsets.get(name)?.keys() ?? [])].join('\n');
+        const prevSubsets = [...(prev.subsets.get(name)?.keys() ?? [])].join('\n');
+        v = {
+          service: sameMesh && svc && policy && subsets === prevSubsets,
+          endpoints:
+            svc && policy && sameItems(s.instancesByService.get(name), p.instancesByService.get(name)),
+          inbound:
+            sameMesh &&
+            svc &&
+            policy &&
+            sameItems(s.authorizationByService.get(name), p.authorizationByService.get(name)),
+        };
+        verdicts.set(name, v);
+      }
+      return v;
+    };
+    for (const [name, list] of prev.clusterMemo) if (verdict(name).service) this.clusterMemo.set(name, list);
+    for (const [key, cla] of prev.claMemo)
+      if (verdict(key.split('|')[0]).endpoints) this.claMemo.set(key, cla);
+    for (const [key, entry] of prev.inboundMemo)
+      if (verdict(key.split('|')[0]).inbound) this.inboundMemo.set(key, entry);
+    if (sameMesh) {
+      for (const [key, entry] of prev.listenerMemo) {
+        const keep =
+          entry.service === undefined ||
+          (entry.inbound ? this.inboundMemo.has(entry.inbound) : verdict(entry.service).service);
+        if (keep) this.listenerMemo.set(key, entry);
+      }
+    }
+    this.previousShared = { clusters: prev.sharedClusters, endpoints: prev.endpointViews };
+  }
+
+  /** The same array as `before` when it holds the same items (so that it stays shared and indexed once). */
+  private static sameArray(before: Obj[] | undefined, now: Obj[]): Obj[] {
+    if (before && before.length === now.length && before.every((o, i) => o === now[i])) return before;
+    return now;
   }
 
   /**
@@ -144,12 +207,12 @@ export class MeshTranslator {
    * the two parts, so that the base is encoded once for all of them.
    */
   overlayOf(o: Obj): { readonly base: Obj; readonly overlay: Obj } | undefined {
-    return this.overlays.get(o);
+    return overlays.get(o);
   }
 
-  /** Forgets the earlier translation (once this one has been used, it is no longer needed). */
+  /** Forgets what was kept of the earlier translation for comparison. */
   release(): void {
-    this.previous = undefined;
+    this.previousShared = undefined;
   }
 
   /** Everything one proxy gets. */
@@ -189,8 +252,8 @@ export class MeshTranslator {
       if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
       clusters.push(...this.serviceClusters(svc));
     }
-    this.sharedClusters = clusters;
-    return clusters;
+    this.sharedClusters = MeshTranslator.sameArray(this.previousShared?.clusters, clusters);
+    return this.sharedClusters;
   }
 
   /** Only the ClusterLoadAssignments (the instance fast path). */
@@ -207,8 +270,9 @@ export class MeshTranslator {
       for (const [sub, labels] of this.subsets.get(name) ?? [])
         out.push(this.cla(svc, sub, labels, proxy.locality));
     }
-    this.endpointViews.set(view, out);
-    return out;
+    const same = MeshTranslator.sameArray(this.previousShared?.endpoints.get(view), out);
+    this.endpointViews.set(view, same);
+    return same;
   }
 
   // --- provenance -------------------------------------------------------
@@ -526,11 +590,6 @@ export class MeshTranslator {
     const key = `${svc.name}|${subset}|${failover ? localityKey(caller) : ''}`;
     const memo = this.claMemo.get(key);
     if (memo) return memo;
-    const reused = this.previousCla(svc, key);
-    if (reused) {
-      this.claMemo.set(key, reused);
-      return reused;
-    }
     const name = outboundClusterName(svc.name, svc.spec.port, subset);
     const groups = new Map<string, { locality?: Instance['spec']['locality']; instances: Instance[] }>();
     for (const inst of this.snapshot.instancesByService.get(svc.name) ?? []) {
@@ -570,20 +629,6 @@ export class MeshTranslator {
     const out: Obj = { cluster_name: name, endpoints };
     this.claMemo.set(key, out);
     return out;
-  }
-
-  /** The earlier translation's CLA for `key`, when everything it was made from is unchanged. */
-  private previousCla(svc: Service, key: string): Obj | undefined {
-    const prev = this.previous;
-    const cla = prev?.claMemo.get(key);
-    if (!prev || !cla) return undefined;
-    if (prev.snapshot.services.get(svc.name) !== svc) return undefined;
-    if (prev.policy(svc.name) !== this.policy(svc.name)) return undefined;
-    const a = prev.snapshot.instancesByService.get(svc.name) ?? [];
-    const b = this.snapshot.instancesByService.get(svc.name) ?? [];
-    if (a.length !== b.length) return undefined;
-    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return undefined;
-    return cla;
   }
 
   // --- routes -----------------------------------------------------------
@@ -702,18 +747,18 @@ export class MeshTranslator {
   // --- listeners --------------------------------------------------------
 
   /** Listeners that equal inputs make equal are made once per translation (and encoded once). */
-  private memo(key: string, make: () => Obj): Obj {
-    let o = this.listenerMemo.get(key);
-    if (!o) {
-      o = make();
-      this.listenerMemo.set(key, o);
+  private memo(key: string, deps: { service?: string; inbound?: string }, make: () => Obj): Obj {
+    let e = this.listenerMemo.get(key);
+    if (!e) {
+      e = { ...deps, obj: make() };
+      this.listenerMemo.set(key, e);
     }
-    return o;
+    return e.obj;
   }
 
   private httpOutboundListener(proxy: ProxyIdentity, port: number): Obj {
     const service = proxy.service ?? proxy.nodeId;
-    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, () =>
+    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, {}, () =>
       this.makeHttpOutboundListener(proxy.outboundAddress, port, service),
     );
   }
@@ -744,7 +789,7 @@ export class MeshTranslator {
   }
 
   private tcpOutboundListener(proxy: ProxyIdentity, svc: Service): Obj {
-    return this.memo(`tcp|${svc.name}|${proxy.outboundAddress}`, () =>
+    return this.memo(`tcp|${svc.name}|${proxy.outboundAddress}`, { service: svc.name }, () =>
       this.makeTcpOutboundListener(proxy.outboundAddress, svc),
     );
   }
@@ -784,12 +829,16 @@ export class MeshTranslator {
     }
     const { cluster, route, template } = shared;
     const inboundPort = proxy.inboundPort;
-    const listener = this.memo(`inbound|${key}|${proxy.address}`, () => {
-      const address = socketAddress(proxy.address, inboundPort);
-      const l = { name: template.name, address, ...template };
-      this.overlays.set(l, { base: template, overlay: { address } });
-      return l;
-    });
+    const listener = this.memo(
+      `inbound|${key}|${proxy.address}`,
+      { service: proxy.service, inbound: key },
+      () => {
+        const address = socketAddress(proxy.address, inboundPort);
+        const l = { name: template.name, address, ...template };
+        overlays.set(l, { base: template, overlay: { address } });
+        return l;
+      },
+    );
     return { listener, cluster, route };
   }
 
