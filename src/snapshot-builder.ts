@@ -1,6 +1,7 @@
 // The push pipeline: store change feed -> coalescing -> snapshot at revision R ->
 // translate per proxy -> encode (once per shared object) -> xDS cache -> ADS.
 // The only module that imports the registry, the translator and xds together.
+import { createHash } from 'node:crypto';
 import { stringify as toYaml } from 'yaml';
 import { decodeResource, type EncodedResource, encodeOverlay, encodeResource } from '../envoy-protos';
 import type { Logger } from './log';
@@ -71,10 +72,12 @@ export class SnapshotBuilder {
   private translator: MeshTranslator;
   private readonly encoded = new WeakMap<Obj, EncodedResource>();
   private readonly encodedLists = new WeakMap<Obj[], EncodedResource[]>();
+  private readonly byContent = new ContentMemo();
   private warnings = new Map<string, string[]>();
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
+  private lastBuild = { at: 0, ms: 0 };
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
   private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
@@ -340,7 +343,10 @@ export class SnapshotBuilder {
     const now = Date.now();
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
-    const quiet = this.o.quietMs ?? 10;
+    // A few ms when idle; under churn (a build ran recently) at least twice the last build's
+    // time, so that builds never take more than about a third of the loop; bounded by maxDelayMs.
+    const busy = now - this.lastBuild.at < 250;
+    const quiet = Math.max(this.o.quietMs ?? 10, busy ? 2 * this.lastBuild.ms : 0);
     const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + (this.o.maxDelayMs ?? 100) - now));
     this.timer = setTimeout(() => this.flush(), wait);
   }
@@ -380,6 +386,7 @@ export class SnapshotBuilder {
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
+    this.lastBuild = { at: Date.now(), ms };
     for (const w of [...this.revisionWaiters]) {
       if (w.revision <= this.revision) {
         this.revisionWaiters.splice(this.revisionWaiters.indexOf(w), 1);
@@ -458,7 +465,7 @@ export class SnapshotBuilder {
   }
 
   private encodeEach(typeUrl: string, objs: Obj[]): EncodedResource[] {
-    return objs.map((o) => encodeWith(this.translator, typeUrl, o, this.encoded));
+    return objs.map((o) => encodeWith(this.translator, typeUrl, o, this.encoded, this.byContent));
   }
 }
 
@@ -471,6 +478,7 @@ function encodeWith(
   typeUrl: string,
   o: Obj,
   memo: WeakMap<Obj, EncodedResource>,
+  byContent?: ContentMemo,
 ): EncodedResource {
   let e = memo.get(o);
   if (e) return e;
@@ -479,10 +487,38 @@ function encodeWith(
     for (const k of Object.keys(composed.overlay))
       if (k in composed.base)
         throw new Error(`overlay field ${k} is also in the base of ${typeUrl} ${o.name}`);
-    e = encodeOverlay(encodeWith(translator, typeUrl, composed.base, memo), composed.overlay);
-  } else e = encodeResource(typeUrl, o);
+    e = encodeOverlay(encodeWith(translator, typeUrl, composed.base, memo, byContent), composed.overlay);
+  } else e = byContent ? byContent.encode(typeUrl, o) : encodeResource(typeUrl, o);
   memo.set(o, e);
   return e;
+}
+
+/**
+ * Encodings by content, for objects a new translation made again with the same
+ * content (a route configuration rebuilt because some service changed): its
+ * JSON is much cheaper to make than its protobuf encoding, and the encoded
+ * resource that comes back is the same object as before (shared, indexed once).
+ * Bounded: forgotten all at once past `max` entries.
+ */
+class ContentMemo {
+  private readonly m = new Map<string, EncodedResource>();
+
+  constructor(private readonly max = 50_000) {}
+
+  encode(typeUrl: string, o: Obj): EncodedResource {
+    const key = createHash('sha256')
+      .update(typeUrl)
+      .update('\n')
+      .update(JSON.stringify(o))
+      .digest('base64url');
+    let e = this.m.get(key);
+    if (!e) {
+      e = encodeResource(typeUrl, o);
+      if (this.m.size >= this.max) this.m.clear();
+      this.m.set(key, e);
+    }
+    return e;
+  }
 }
 
 /** The document without the store's metadata. */
