@@ -381,8 +381,10 @@ export class SnapshotBuilder {
         : this.o.cache.set(nodeId, this.resourcesFor(identity));
       if (changed.length > 0) affected.push(nodeId);
     }
-    // The shared cluster list is compared with the previous one now, while it is at hand.
-    this.translator.outboundClusters();
+    // The shared lists are compared with the previous ones and encoded now, not by the first
+    // proxy to connect after the build (which would stall the loop in a connect storm).
+    this.encodeAll(CLUSTER_TYPE, this.translator.outboundClusters());
+    this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints({ locality: undefined }));
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;

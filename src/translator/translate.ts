@@ -257,7 +257,7 @@ export class MeshTranslator {
   }
 
   /** Only the ClusterLoadAssignments (the instance fast path). */
-  endpoints(proxy: ProxyIdentity): Obj[] {
+  endpoints(proxy: Pick<ProxyIdentity, 'locality'>): Obj[] {
     // Proxies see the same endpoints unless locality failover orders them by the caller's locality.
     const view = this.anyFailover ? localityKey(proxy.locality) : '';
     const memo = this.endpointViews.get(view);
