@@ -388,6 +388,10 @@ class SimProxy {
       // One HTTP/2 connection per proxy, as with real sidecars.
       'grpc.use_local_subchannel_pool': 1,
       'grpc.enable_retries': 0,
+      // Envoy's HTTP/2 flow-control windows for its xDS gRPC client: 256 MiB per stream and per
+      // connection (http2_protocol_options initial_stream/connection_window_size defaults), so a
+      // large response is not paced by 64 KiB window updates.
+      'grpc-node.flow_control_window': 256 * 1024 * 1024,
     });
     const md = new grpc.Metadata();
     if (this.spec.token) md.set('authorization', `Bearer ${this.spec.token}`);
