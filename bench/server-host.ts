@@ -49,5 +49,31 @@ process.on('message', async (raw: unknown) => {
 // The harness is gone: shut down like on SIGTERM (the CLI's handler closes everything).
 process.on('disconnect', () => process.kill(process.pid, 'SIGTERM'));
 
+// MESHPLANE_BENCH_MEMLOG=ms: memory breakdown to stderr at that interval (heap vs buffers vs the rest).
+const memlog = Number(process.env.MESHPLANE_BENCH_MEMLOG ?? 0);
+if (memlog > 0) {
+  setInterval(() => {
+    const m = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1048576);
+    console.error(
+      `mem rss=${mb(m.rss)} heapUsed=${mb(m.heapUsed)} heapTotal=${mb(m.heapTotal)} external=${mb(m.external)} arrayBuffers=${mb(m.arrayBuffers)}`,
+    );
+  }, memlog).unref();
+}
+
+// MESHPLANE_BENCH_HEAPSAMPLE=file: the sampling heap profiler runs from the start and its live
+// allocations (by allocation site) are written to the file every 10 s.
+const heapFile = process.env.MESHPLANE_BENCH_HEAPSAMPLE;
+if (heapFile) {
+  const hs = new inspector.Session();
+  hs.connect();
+  hs.post('HeapProfiler.startSampling', { samplingInterval: 32768 });
+  setInterval(() => {
+    hs.post('HeapProfiler.getSamplingProfile', (err, r) => {
+      if (!err) fs.writeFileSync(heapFile, JSON.stringify((r as { profile: unknown }).profile));
+    });
+  }, 10_000).unref();
+}
+
 process.argv = [process.argv[0], cli, ...args];
 require(cli);

@@ -185,9 +185,10 @@ export function encodeResource(typeUrl: string, obj: Record<string, unknown>): E
  */
 export function encodeOverlay(base: EncodedResource, overlay: Record<string, unknown>): EncodedResource {
   const type = messageType(base.typeUrl);
-  const decodedBase = type.fields;
+  const fields = type.fields;
   for (const key of Object.keys(overlay)) {
-    if (!decodedBase[key]) throw new ResourceEncodeError(base.typeUrl, key, `unknown field of ${type.fullName.slice(1)}`);
+    if (!fields[key])
+      throw new ResourceEncodeError(base.typeUrl, key, `unknown field of ${type.fullName.slice(1)}`);
     if (key === 'name' || key === 'cluster_name')
       throw new ResourceEncodeError(base.typeUrl, key, 'the name belongs to the base');
   }

@@ -250,7 +250,8 @@ export class Session {
   async start(): Promise<void> {
     const log = fs.openSync(path.join(this.o.logDir, `server-${this.o.label}.log`), 'a');
     const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MESHPLANE_')) env[k] = v;
+    for (const [k, v] of Object.entries(process.env))
+      if (!k.startsWith('MESHPLANE_') || k.startsWith('MESHPLANE_BENCH_')) env[k] = v;
     env.MESHPLANE_ADMIN_TOKEN = this.adminToken;
     const args = [
       CLI,

@@ -793,7 +793,8 @@ export class DeltaStream extends AdsStream {
       if (req.resource_names_subscribe.length === 0) st.wildcard = true;
       // A fresh client waits for an answer even when there is nothing (rule 3.5).
       if (initial.length === 0) st.mustRespond = true;
-      for (const n of req.resource_names_subscribe) {
+      for (const raw of req.resource_names_subscribe) {
+        const n = this.intern(st, raw);
         if (n === '*') st.wildcard = true;
         else {
           st.names.add(n);
@@ -839,7 +840,8 @@ export class DeltaStream extends AdsStream {
     // Rule 4.1 / 4.6: subscription changes apply whatever the nonce.
     if (req.resource_names_subscribe.length > 0 || req.resource_names_unsubscribe.length > 0)
       st.subscriptionChanged = true;
-    for (const n of req.resource_names_subscribe) {
+    for (const raw of req.resource_names_subscribe) {
+      const n = this.intern(st, raw);
       st.mustRespond = true;
       if (n === '*') {
         st.wildcard = true;
@@ -866,6 +868,11 @@ export class DeltaStream extends AdsStream {
       }
     }
     if (req.resource_names_unsubscribe.length > 0) this.afterUnsubscribe(st, () => st.known.version);
+  }
+
+  /** The cache's own string for a subscribed name (a thousand proxies then hold one copy, not a thousand). */
+  private intern(st: TypeState, name: string): string {
+    return this.resources(st.typeUrl).get(name)?.name ?? name;
   }
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
@@ -913,7 +920,7 @@ export class DeltaStream extends AdsStream {
     for (const r of send) {
       prev.set(r.name, st.known.get(r.name));
       sent.set(r.name, r.version);
-      st.known.set(r.name, r.version, resourceHash(r));
+      st.known.set(r.name, r);
       st.parked.delete(r.name);
     }
     for (const n of removed) {

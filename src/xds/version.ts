@@ -95,9 +95,13 @@ export function resourcesVersion(resources: Iterable<EncodedResource>): string {
   return s.toString();
 }
 
-/** name -> version, with the set's version kept as entries change. */
+/**
+ * name -> version, with the set's version kept as entries change. An entry is
+ * the encoded resource itself when there is one (a reference: the version and
+ * hash are the resource's, shared by every proxy), else a bare version string.
+ */
 export class VersionMap {
-  private readonly m = new Map<string, { readonly v: string; readonly h: EntryHash }>();
+  private readonly m = new Map<string, EncodedResource | string>();
   private readonly sum = new VersionSum();
 
   get size(): number {
@@ -105,27 +109,31 @@ export class VersionMap {
   }
 
   get(name: string): string | undefined {
-    return this.m.get(name)?.v;
+    const e = this.m.get(name);
+    return typeof e === 'string' ? e : e?.version;
   }
 
   has(name: string): boolean {
     return this.m.has(name);
   }
 
-  /** `hash`: the entry's hash when the caller has it (resourceHash), else it is computed. */
-  set(name: string, version: string, hash?: EntryHash): void {
+  private hashOf(name: string, e: EncodedResource | string): EntryHash {
+    return typeof e === 'string' ? entryHash(name, e) : resourceHash(e);
+  }
+
+  /** Records a version, or the resource (of this name) the client now holds. */
+  set(name: string, entry: string | EncodedResource): void {
     const old = this.m.get(name);
-    if (old?.v === version) return;
-    if (old) this.sum.sub(old.h);
-    const h = hash ?? entryHash(name, version);
-    this.m.set(name, { v: version, h });
-    this.sum.add(h);
+    if (old === entry) return;
+    if (old !== undefined) this.sum.sub(this.hashOf(name, old));
+    this.m.set(name, entry);
+    this.sum.add(this.hashOf(name, entry));
   }
 
   delete(name: string): boolean {
     const old = this.m.get(name);
-    if (!old) return false;
-    this.sum.sub(old.h);
+    if (old === undefined) return false;
+    this.sum.sub(this.hashOf(name, old));
     this.m.delete(name);
     return true;
   }
@@ -135,7 +143,7 @@ export class VersionMap {
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const [n, e] of this.m) yield [n, e.v];
+    for (const [n, e] of this.m) yield [n, typeof e === 'string' ? e : e.version];
   }
 
   get version(): string {
