@@ -40,7 +40,7 @@ export interface SnapshotBuilderOptions {
   /** Workload certificates; without it proxies get no secrets (mTLS cannot work). */
   readonly certs?: CertManager;
   readonly log: Logger;
-  /** Wait this long after the last change before building (default 10 ms)... */
+  /** Wait this long after the last change before building (default 5 ms)... */
   readonly quietMs?: number;
   /** ...but never longer than this after the first one (default 100 ms). */
   readonly maxDelayMs?: number;
@@ -78,6 +78,8 @@ export class SnapshotBuilder {
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
   private lastBuild = { at: 0, ms: 0 };
+  /** When the changes of the last second arrived (the churn rate). */
+  private readonly recentChanges: number[] = [];
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
   private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
@@ -343,10 +345,14 @@ export class SnapshotBuilder {
     const now = Date.now();
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
-    // A few ms when idle; under churn (a build ran recently) at least twice the last build's
-    // time, so that builds never take more than about a third of the loop; bounded by maxDelayMs.
-    const busy = now - this.lastBuild.at < 250;
-    const quiet = Math.max(this.o.quietMs ?? 10, busy ? 2 * this.lastBuild.ms : 0);
+    // A few ms when idle. Under churn (ten or more changes in the last second) each build gathers
+    // more changes, and each proxy gets one push for all of them: at least 20 ms and four times
+    // the last build's time, bounded by maxDelayMs.
+    this.recentChanges.push(now);
+    while (this.recentChanges.length > 0 && this.recentChanges[0] < now - 1_000) this.recentChanges.shift();
+    if (this.recentChanges.length > 1_000) this.recentChanges.splice(0, this.recentChanges.length - 1_000);
+    const churn = this.recentChanges.length >= 10;
+    const quiet = Math.max(this.o.quietMs ?? 5, churn ? Math.max(20, 4 * this.lastBuild.ms) : 0);
     const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + (this.o.maxDelayMs ?? 100) - now));
     this.timer = setTimeout(() => this.flush(), wait);
   }
