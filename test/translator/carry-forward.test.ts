@@ -1,0 +1,126 @@
+// A translation that takes over what the previous one made must give exactly
+// what a fresh translation gives, for every kind of change; and it must really
+// take over what did not change (the same objects), or nothing is saved.
+import assert from 'node:assert/strict';
+import { type MeshObject, validateDocuments } from '../../src/model';
+import { buildMeshSnapshot, MeshTranslator, proxyIdentity } from '../../src/translator';
+
+function docs(extra: readonly unknown[] = [], replace: Record<string, unknown> = {}): MeshObject[] {
+  const base: Record<string, unknown> = {};
+  for (const s of ['a', 'b', 'c']) {
+    base[`Service/${s}`] = { kind: 'Service', name: s, spec: { port: 9001 } };
+    base[`Instance/${s}-0`] = {
+      kind: 'Instance',
+      name: `${s}-0`,
+      spec: { service: s, address: '127.0.0.10', port: 15006 },
+    };
+  }
+  base['DestinationPolicy/a'] = {
+    kind: 'DestinationPolicy',
+    name: 'a',
+    spec: { service: 'a', circuitBreaker: { maxRequests: 10 } },
+  };
+  for (const [k, v] of Object.entries(replace)) base[k] = v;
+  const r = validateDocuments([...Object.values(base), ...extra]);
+  if (!r.ok) throw new Error(JSON.stringify(r.errors));
+  return r.value;
+}
+
+/** Objects reused by reference from the previous translation, in the same positions. */
+const same = (x: unknown, y: unknown) => x === y;
+
+describe('translator: taking over an earlier translation', () => {
+  const proxies = ['a', 'b'].map((s) =>
+    proxyIdentity(`${s}-0`, { service: s, address: '127.0.0.10', inboundPort: 15006, appPort: 8080 }),
+  );
+
+  function check(before: MeshObject[], after: MeshObject[]) {
+    // Objects unchanged between the two are the same objects, as the store feed gives them.
+    const byKey = new Map(before.map((o) => [`${o.kind}/${o.name}`, o]));
+    const afterShared = after.map((o) => {
+      const prev = byKey.get(`${o.kind}/${o.name}`);
+      return prev && JSON.stringify(prev) === JSON.stringify(o) ? prev : o;
+    });
+    const t1 = new MeshTranslator(buildMeshSnapshot(1, before));
+    for (const p of proxies) t1.translate(p);
+    const carried = new MeshTranslator(buildMeshSnapshot(2, afterShared), t1);
+    const fresh = new MeshTranslator(buildMeshSnapshot(2, afterShared));
+    for (const p of proxies) {
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(carried.translate(p))),
+        JSON.parse(JSON.stringify(fresh.translate(p))),
+      );
+    }
+    return { t1, carried };
+  }
+
+  it('a changed DestinationPolicy: its clusters are new, the others are taken over', () => {
+    const { t1, carried } = check(
+      docs(),
+      docs([], {
+        'DestinationPolicy/a': {
+          kind: 'DestinationPolicy',
+          name: 'a',
+          spec: { service: 'a', circuitBreaker: { maxRequests: 99 } },
+        },
+      }),
+    );
+    const [c1, c2] = [t1, carried].map((t) => t.outboundClusters());
+    const at = (list: Record<string, unknown>[], name: string) => list.find((c) => c.name === name);
+    assert.ok(!same(at(c1, 'outbound|9001||a'), at(c2, 'outbound|9001||a')));
+    assert.ok(same(at(c1, 'outbound|9001||b'), at(c2, 'outbound|9001||b')));
+    // Endpoints depend on the policy (locality failover): a's are made again, b's taken over.
+    const [e1, e2] = [t1, carried].map((t) => t.endpoints(proxies[0]));
+    assert.ok(!same(e1[0], e2[0]));
+    assert.ok(same(e1[1], e2[1]));
+  });
+
+  it('a changed Instance: only its service’s endpoints are new; the cluster list is the same array', () => {
+    const { t1, carried } = check(
+      docs(),
+      docs([], {
+        'Instance/b-0': {
+          kind: 'Instance',
+          name: 'b-0',
+          spec: { service: 'b', address: '127.0.0.11', port: 15006 },
+        },
+      }),
+    );
+    assert.ok(same(t1.outboundClusters(), carried.outboundClusters()));
+    const [e1, e2] = [t1, carried].map((t) => t.endpoints(proxies[0]));
+    assert.ok(!same(e1, e2));
+    assert.ok(same(e1[0], e2[0])); // a
+    assert.ok(!same(e1[1], e2[1])); // b
+  });
+
+  it('a changed Mesh, AuthorizationPolicy, TrafficRoute subset or a new Service gives what a fresh translation gives', () => {
+    check(
+      docs(),
+      docs([], { 'Mesh/default': { kind: 'Mesh', name: 'default', spec: { mtls: { mode: 'disabled' } } } }),
+    );
+    check(
+      docs(),
+      docs([
+        {
+          kind: 'AuthorizationPolicy',
+          name: 'b-from-a',
+          spec: { service: 'b', action: 'allow', rules: [{ from: [{ service: 'a' }] }] },
+        },
+      ]),
+    );
+    check(
+      docs(),
+      docs([
+        {
+          kind: 'TrafficRoute',
+          name: 'c-canary',
+          spec: {
+            service: 'c',
+            http: [{ backends: [{ subset: { version: 'v2' }, weight: 100 }] }],
+          },
+        },
+      ]),
+    );
+    check(docs(), docs([{ kind: 'Service', name: 'd', spec: { port: 9002 } }]));
+  });
+});
