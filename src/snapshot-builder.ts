@@ -77,8 +77,8 @@ export class SnapshotBuilder {
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
-  private lastBuild = { at: 0, ms: 0 };
-  /** When the changes of the last second arrived (the churn rate). */
+  private lastBuildMs = 0;
+  /** When the last ten changes arrived (churn: all ten within a second). */
   private readonly recentChanges: number[] = [];
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
@@ -349,10 +349,9 @@ export class SnapshotBuilder {
     // more changes, and each proxy gets one push for all of them: at least 20 ms and four times
     // the last build's time, bounded by maxDelayMs.
     this.recentChanges.push(now);
-    while (this.recentChanges.length > 0 && this.recentChanges[0] < now - 1_000) this.recentChanges.shift();
-    if (this.recentChanges.length > 1_000) this.recentChanges.splice(0, this.recentChanges.length - 1_000);
-    const churn = this.recentChanges.length >= 10;
-    const quiet = Math.max(this.o.quietMs ?? 5, churn ? Math.max(20, 4 * this.lastBuild.ms) : 0);
+    if (this.recentChanges.length > 10) this.recentChanges.shift();
+    const churn = this.recentChanges.length === 10 && now - this.recentChanges[0] <= 1_000;
+    const quiet = Math.max(this.o.quietMs ?? 5, churn ? Math.max(20, 4 * this.lastBuildMs) : 0);
     const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + (this.o.maxDelayMs ?? 100) - now));
     this.timer = setTimeout(() => this.flush(), wait);
   }
@@ -394,7 +393,7 @@ export class SnapshotBuilder {
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
-    this.lastBuild = { at: Date.now(), ms };
+    this.lastBuildMs = ms;
     for (const w of [...this.revisionWaiters]) {
       if (w.revision <= this.revision) {
         this.revisionWaiters.splice(this.revisionWaiters.indexOf(w), 1);

@@ -92,13 +92,20 @@ function localityKey(l: ProxyIdentity['locality']): string {
 /** A backend reference resolved against the snapshot. */
 type Target = { ok: true; cluster: string } | { ok: false; reason: string };
 
+/** Resources made of a shared base and fields of their own (see overlayOf); by identity. */
+const overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
+
+/** The same items (by identity) in the same order; a missing list is empty. */
+function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
 /**
  * Translation of one snapshot. Create one per revision; translate() each proxy.
  * Shared pieces are memoized inside.
  */
-/** Resources made of a shared base and fields of their own (see overlayOf); by identity. */
-const overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
-
 export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
@@ -151,11 +158,6 @@ export class MeshTranslator {
   /** Takes over what `prev` made from inputs that did not change (see the constructor). */
   private carryForward(prev: MeshTranslator, sameMesh: boolean): void {
     const verdicts = new Map<string, { service: boolean; endpoints: boolean; inbound: boolean }>();
-    const sameItems = <T>(a: readonly T[] | undefined, b: readonly T[] | undefined) => {
-      const x = a ?? [];
-      const y = b ?? [];
-      return x.length === y.length && x.every((v, i) => v === y[i]);
-    };
     const verdict = (name: string) => {
       let v = verdicts.get(name);
       if (!v) {
@@ -197,8 +199,7 @@ export class MeshTranslator {
 
   /** The same array as `before` when it holds the same items (so that it stays shared and indexed once). */
   private static sameArray(before: Obj[] | undefined, now: Obj[]): Obj[] {
-    if (before && before.length === now.length && before.every((o, i) => o === now[i])) return before;
-    return now;
+    return before && sameItems(before, now) ? before : now;
   }
 
   /**

@@ -10,7 +10,6 @@
 // those names, with what they were and what they are.
 import type { EncodedResource } from '../../envoy-protos';
 import type { TypeUrl } from './type-urls';
-import { resourceHash, VersionSum } from './version';
 
 export type ResourceSet = ReadonlyMap<string, EncodedResource>;
 
@@ -35,7 +34,6 @@ export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
 /** An indexed list (immutable once built). */
 class Part {
   readonly map = new Map<string, EncodedResource>();
-  readonly sum = new VersionSum();
   /** The last diff computed from this part to a successor. */
   diffTo?: { to: Part; names: readonly string[] };
 
@@ -47,7 +45,6 @@ class Part {
       if (r.typeUrl !== typeUrl) throw new Error(`resource ${r.name} has type ${r.typeUrl}, not ${typeUrl}`);
       if (this.map.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
       this.map.set(r.name, r);
-      this.sum.add(resourceHash(r));
     }
   }
 
@@ -87,13 +84,6 @@ class LayeredSet implements ResourceSet {
     return this.get(name) !== undefined;
   }
 
-  /** The version of the whole set. */
-  version(): string {
-    const s = new VersionSum();
-    for (const p of this.parts) s.addAll(p.sum);
-    return s.toString();
-  }
-
   *entries(): MapIterator<[string, EncodedResource]> {
     for (const p of this.parts) yield* p.map.entries();
   }
@@ -130,11 +120,6 @@ export class XdsCache {
   /** The proxy's current resources of a type (empty when none were set). */
   get(nodeId: string, typeUrl: TypeUrl): ResourceSet {
     return this.proxies.get(nodeId)?.get(typeUrl) ?? EMPTY;
-  }
-
-  /** The version of the proxy's whole set of a type. */
-  version(nodeId: string, typeUrl: TypeUrl): string {
-    return (this.proxies.get(nodeId)?.get(typeUrl) ?? EMPTY).version();
   }
 
   has(nodeId: string): boolean {

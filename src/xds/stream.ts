@@ -26,10 +26,8 @@ import {
   SECRET_TYPE,
   type TypeUrl,
 } from './type-urls';
-import { resourceHash, resourcesVersion, setVersion, VersionMap, VersionSum } from './version';
+import { resourceHash, resourcesVersion, VersionMap, VersionSum } from './version';
 import { AssembledResponse, deltaEntry, sotwEntry } from './wire';
-
-export { setVersion };
 
 /** A server-side ADS call, SotW or Delta. */
 export type AdsCall = grpc.ServerDuplexStream<

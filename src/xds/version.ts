@@ -66,11 +66,6 @@ export class VersionSum {
     this.b = (this.b - h[1]) >>> 0;
   }
 
-  addAll(other: VersionSum): void {
-    this.a = (this.a + other.a) >>> 0;
-    this.b = (this.b + other.b) >>> 0;
-  }
-
   clear(): void {
     this.a = 0;
     this.b = 0;

@@ -11,7 +11,7 @@ import {
   XdsCache,
 } from '../../src/xds';
 import { syncState } from '../../src/xds/status';
-import { setVersion } from '../../src/xds/stream';
+import { setVersion } from '../../src/xds/version';
 import { eventually } from '../support/eventually';
 import { cla, edsCluster, httpListener, routeTo } from '../support/resources';
 import { SotwClient, sotwNames } from '../support/xds-client';
