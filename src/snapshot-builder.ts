@@ -389,7 +389,7 @@ export class SnapshotBuilder {
     // The shared lists are compared with the previous ones and encoded now, not by the first
     // proxy to connect after the build (which would stall the loop in a connect storm).
     this.encodeAll(CLUSTER_TYPE, this.translator.outboundClusters());
-    this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints({ locality: undefined }));
+    this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints({ service: undefined, locality: undefined }));
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
@@ -446,8 +446,8 @@ export class SnapshotBuilder {
 
   private resourcesFor(identity: ProxyIdentity): SnapshotUpdate {
     const r = this.translator.translate(identity);
-    // Every proxy's clusters start with the same outbound ones: one shared part, indexed once.
-    const shared = this.translator.outboundClusters();
+    // Every proxy's clusters start with its view's outbound ones: one shared part, indexed once.
+    const shared = r.outbound;
     return {
       [SECRET_TYPE]: this.secretsFor(identity),
       [CLUSTER_TYPE]: {

@@ -72,6 +72,15 @@ export const meshSpecSchema = z.strictObject({
       samplePercent: percentSchema.default(100),
     })
     .optional(),
+  scopeByAuthorization: z
+    .boolean()
+    .default(false)
+    .meta({
+      description:
+        'proxies get no config for services whose AuthorizationPolicies refuse every call from them: smaller ' +
+        "configs, but such a call then gets 404 from the caller's own sidecar instead of 403 from the callee " +
+        "(and is not counted in the callee's rbac.denied stats)",
+    }),
 });
 
 export const meshSchema = documentSchema(
@@ -93,6 +102,16 @@ export const serviceSpecSchema = z.strictObject({
     .strictObject({ mode: z.enum(MTLS_MODES) })
     .optional()
     .meta({ description: "overrides the Mesh's mtls.mode for calls to this service" }),
+  calls: z
+    .array(nameSchema)
+    .refine((names) => new Set(names).size === names.length, { error: 'lists a service twice' })
+    .optional()
+    .meta({
+      description:
+        "the services this service's sidecars may call: they get listeners, routes and clusters for these " +
+        '(and for the backends their routes send to) and no others. Omitted: every service, less those whose ' +
+        'AuthorizationPolicies refuse every call from this one when the Mesh sets scopeByAuthorization',
+    }),
 });
 
 export const serviceSchema = documentSchema('Service', nameSchema, serviceSpecSchema);

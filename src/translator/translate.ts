@@ -49,6 +49,8 @@ import {
 import type { MeshSnapshot, ProxyIdentity } from './snapshot';
 
 export interface ProxyResources {
+  /** The outbound clusters of the proxy's view, first in `clusters`: one array shared by the view. */
+  readonly outbound: Obj[];
   /** The service whose identity the proxy presents (its IDENTITY_SECRET), if it has one. */
   readonly identity?: string;
   readonly listeners: Obj[];
@@ -92,6 +94,17 @@ function localityKey(l: ProxyIdentity['locality']): string {
 /** A backend reference resolved against the snapshot. */
 type Target = { ok: true; cluster: string } | { ok: false; reason: string };
 
+/**
+ * What a proxy may call: every service (`services` undefined, key '') or a set.
+ * Proxies with the same key get the same shared lists.
+ */
+interface View {
+  readonly key: string;
+  readonly services?: ReadonlySet<string>;
+}
+
+const EVERYTHING: View = { key: '' };
+
 /** Resources made of a shared base and fields of their own (see overlayOf); by identity. */
 const overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
 
@@ -109,13 +122,23 @@ function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined):
 export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
   private readonly clusterMemo = new Map<string, Obj[]>();
-  private sharedClusters: Obj[] | undefined;
+  /** Outbound clusters per view key. */
+  private readonly sharedClusters = new Map<string, Obj[]>();
+  private readonly viewsByCaller = new Map<string, View>();
+  private readonly viewsByKey = new Map<string, View>();
+  /**
+   * With the Mesh's scopeByAuthorization: services some caller may be refused
+   * by authorization (allow policies, or a deny of every request).
+   */
+  private readonly guarded: ReadonlySet<string>;
   /** Listeners by their inputs; `service`/`inbound`: what must be unchanged to take one over. */
   private readonly listenerMemo = new Map<string, { service?: string; inbound?: string; obj: Obj }>();
-  private previousShared: { clusters?: Obj[]; endpoints: ReadonlyMap<string, Obj[]> } | undefined;
+  private previousShared:
+    | { clusters: ReadonlyMap<string, Obj[]>; endpoints: ReadonlyMap<string, Obj[]> }
+    | undefined;
   private readonly inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
-  private readonly routeMemo = new Map<number, Obj>();
-  /** Endpoint lists per caller view ('' for everyone when no policy fails over by locality). */
+  private readonly routeMemo = new Map<string, Obj>();
+  /** Endpoint lists per view and, when some policy fails over by locality, the caller's locality. */
   private readonly endpointViews = new Map<string, Obj[]>();
   private readonly anyFailover: boolean;
   private readonly claMemo = new Map<string, Obj>();
@@ -151,6 +174,11 @@ export class MeshTranslator {
     );
     this.collectSubsets();
     this.portPlan = this.planPorts();
+    this.guarded = new Set(
+      [...(snapshot.mesh.spec.scopeByAuthorization ? snapshot.authorizationByService : [])]
+        .filter(([, ps]) => ps.some((p) => p.spec.action === 'allow' || p.spec.rules.some((r) => !r.to)))
+        .map(([name]) => name),
+    );
     this.analyze();
     if (previous) this.carryForward(previous, sameMesh);
   }
@@ -218,16 +246,19 @@ export class MeshTranslator {
 
   /** Everything one proxy gets. */
   translate(proxy: ProxyIdentity): ProxyResources {
+    const view = this.view(proxy);
     const listeners: Obj[] = [];
-    const clusters: Obj[] = [...this.outboundClusters()];
+    const outbound = this.outboundClusters(proxy);
+    const clusters: Obj[] = [...outbound];
     const routes: Obj[] = [];
     const reserved = new Set([...proxy.reservedPorts, ...(proxy.inboundPort ? [proxy.inboundPort] : [])]);
     for (const [port, plan] of [...this.portPlan.entries()].sort((a, b) => a[0] - b[0])) {
       if (reserved.has(port)) continue; // the app, admin and inbound ports stay free wherever outbound binds
       if (plan.http.length > 0) {
+        // Every HTTP port keeps its listener, so that a call outside the view gets an answer saying why.
         listeners.push(this.httpOutboundListener(proxy, port));
-        routes.push(this.routeConfig(port));
-      } else if (plan.tcp) {
+        routes.push(this.routeConfig(port, view));
+      } else if (plan.tcp && (!view.services || view.services.has(plan.tcp.name))) {
         listeners.push(this.tcpOutboundListener(proxy, plan.tcp));
       }
     }
@@ -237,42 +268,125 @@ export class MeshTranslator {
       clusters.push(inbound.cluster);
       if (inbound.route) routes.unshift(inbound.route);
     }
-    return { identity: proxy.service, listeners, clusters, routes, endpoints: this.endpoints(proxy) };
+    return {
+      identity: proxy.service,
+      outbound,
+      listeners,
+      clusters,
+      routes,
+      endpoints: this.endpoints(proxy),
+    };
   }
 
   /**
-   * The clusters every proxy gets, first in each proxy's list: one array per
-   * translation, so that its encoding and indexing are shared.
+   * The services a proxy may call: its Service's `calls` (all when omitted)
+   * with the backends their routes send to, less (with the Mesh's
+   * scopeByAuthorization) those whose authorization refuses every call from
+   * it. One View object per distinct set.
    */
-  outboundClusters(): Obj[] {
-    if (this.sharedClusters) return this.sharedClusters;
-    const clusters: Obj[] = [this.blackhole];
-    if (this.tracingCluster) clusters.push(this.tracingCluster);
-    for (const name of [...this.snapshot.services.keys()].sort()) {
+  private view(proxy: Pick<ProxyIdentity, 'service'>): View {
+    const caller = proxy.service;
+    const svc = caller === undefined ? undefined : this.snapshot.services.get(caller);
+    if (!svc || caller === undefined) return EVERYTHING;
+    let v = this.viewsByCaller.get(caller);
+    if (v) return v;
+    const s = this.snapshot;
+    const calls = svc.spec.calls;
+    if (!calls && this.guarded.size === 0) v = EVERYTHING;
+    else {
+      let names: Set<string> | undefined;
+      if (calls) {
+        names = new Set(calls.filter((n) => s.services.has(n)));
+        // A route of a called service may send to (or mirror to) another one: the caller needs it too.
+        for (const n of [...names]) {
+          for (const tr of s.routesByService.get(n) ?? [])
+            for (const rule of tr.spec.http)
+              for (const b of [...rule.backends, ...(rule.mirror ? [rule.mirror] : [])])
+                if (b.service && s.services.has(b.service)) names.add(b.service);
+        }
+      }
+      const refused = [...this.guarded].filter((n) => (!names || names.has(n)) && !this.admits(n, caller));
+      if (!names) {
+        v = refused.length === 0 ? EVERYTHING : { key: `-${refused.sort().join(',')}` };
+        if (refused.length > 0) {
+          const all = new Set(s.services.keys());
+          for (const n of refused) all.delete(n);
+          v = { key: v.key, services: all };
+        }
+      } else {
+        for (const n of refused) names.delete(n);
+        v = { key: `+${[...names].sort().join(',')}`, services: names };
+      }
+      // Proxies with equal sets share one View (and so their lists).
+      const same = this.viewsByKey.get(v.key);
+      if (same) v = same;
+      else this.viewsByKey.set(v.key, v);
+    }
+    this.viewsByCaller.set(caller, v);
+    return v;
+  }
+
+  /** Whether `service`'s authorization lets some request from `caller` through. */
+  private admits(service: string, caller: string): boolean {
+    const policies = this.snapshot.authorizationByService.get(service) ?? [];
+    const fromCaller = (r: { from?: readonly { service: string }[] }) =>
+      !r.from || r.from.some((f) => f.service === caller);
+    const tcp = this.snapshot.services.get(service)?.spec.protocol === 'tcp';
+    // A deny rule without request conditions (or on tcp, where they are ignored) refuses every call.
+    if (
+      policies.some(
+        (p) => p.spec.action === 'deny' && p.spec.rules.some((r) => fromCaller(r) && (tcp || !r.to)),
+      )
+    )
+      return false;
+    const allows = policies.filter((p) => p.spec.action === 'allow');
+    return allows.length === 0 || allows.some((p) => p.spec.rules.some(fromCaller));
+  }
+
+  /** Services of the view in name order, leaving out tcp services that got no listener. */
+  private viewServices(view: View): Service[] {
+    const names = view.services ? [...view.services].sort() : [...this.snapshot.services.keys()].sort();
+    const out: Service[] = [];
+    for (const name of names) {
       const svc = this.snapshot.services.get(name)!;
       if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
-      clusters.push(...this.serviceClusters(svc));
+      out.push(svc);
     }
-    this.sharedClusters = MeshTranslator.sameArray(this.previousShared?.clusters, clusters);
-    return this.sharedClusters;
+    return out;
+  }
+
+  /**
+   * The outbound clusters of the proxy's view (every proxy with no service or
+   * no narrowing shares one), first in each proxy's list: one array per view,
+   * so that its encoding and indexing are shared.
+   */
+  outboundClusters(proxy: Pick<ProxyIdentity, 'service'> = {}): Obj[] {
+    const view = this.view(proxy);
+    const memo = this.sharedClusters.get(view.key);
+    if (memo) return memo;
+    const clusters: Obj[] = [this.blackhole];
+    if (this.tracingCluster) clusters.push(this.tracingCluster);
+    for (const svc of this.viewServices(view)) clusters.push(...this.serviceClusters(svc));
+    const same = MeshTranslator.sameArray(this.previousShared?.clusters.get(view.key), clusters);
+    this.sharedClusters.set(view.key, same);
+    return same;
   }
 
   /** Only the ClusterLoadAssignments (the instance fast path). */
-  endpoints(proxy: Pick<ProxyIdentity, 'locality'>): Obj[] {
-    // Proxies see the same endpoints unless locality failover orders them by the caller's locality.
-    const view = this.anyFailover ? localityKey(proxy.locality) : '';
-    const memo = this.endpointViews.get(view);
+  endpoints(proxy: Pick<ProxyIdentity, 'service' | 'locality'>): Obj[] {
+    // Proxies of one view share their endpoints unless locality failover orders them by the caller's locality.
+    const v = this.view(proxy);
+    const key = this.anyFailover ? `${v.key}#${localityKey(proxy.locality)}` : v.key;
+    const memo = this.endpointViews.get(key);
     if (memo) return memo;
     const out: Obj[] = [];
-    for (const name of [...this.snapshot.services.keys()].sort()) {
-      const svc = this.snapshot.services.get(name)!;
-      if (svc.spec.protocol === 'tcp' && this.portPlan.get(svc.spec.port)?.tcp !== svc) continue;
+    for (const svc of this.viewServices(v)) {
       out.push(this.cla(svc, '', {}, proxy.locality));
-      for (const [sub, labels] of this.subsets.get(name) ?? [])
+      for (const [sub, labels] of this.subsets.get(svc.name) ?? [])
         out.push(this.cla(svc, sub, labels, proxy.locality));
     }
-    const same = MeshTranslator.sameArray(this.previousShared?.endpoints.get(view), out);
-    this.endpointViews.set(view, same);
+    const same = MeshTranslator.sameArray(this.previousShared?.endpoints.get(key), out);
+    this.endpointViews.set(key, same);
     return same;
   }
 
@@ -470,6 +584,11 @@ export class MeshTranslator {
         }
       }
     }
+    for (const svc of s.services.values()) {
+      for (const [i, name] of (svc.spec.calls ?? []).entries())
+        if (!s.services.has(name))
+          this.warn(svc, `spec.calls[${i}]: service "${name}" does not exist; it is left out until it does`);
+    }
     for (const [svc, instances] of s.instancesByService) {
       if (!s.services.has(svc))
         for (const inst of instances) this.warn(inst, `service "${svc}" does not exist`);
@@ -642,14 +761,16 @@ export class MeshTranslator {
     return { ok: true, cluster: outboundClusterName(target, svc.spec.port, subsetName(ref.subset)) };
   }
 
-  private routeConfig(port: number): Obj {
-    const memo = this.routeMemo.get(port);
+  private routeConfig(port: number, view: View): Obj {
+    const memoKey = `${port}|${view.key}`;
+    const memo = this.routeMemo.get(memoKey);
     if (memo) return memo;
-    const services = this.portPlan.get(port)?.http ?? [];
-    const vhosts = services.map((svc) => {
+    const all = this.portPlan.get(port)?.http ?? [];
+    const services = view.services ? all.filter((svc) => view.services!.has(svc.name)) : all;
+    const vhosts: Obj[] = services.map((svc) => {
       const domains = [svc.name, `${svc.name}:${port}`, `${svc.name}.mesh`, `${svc.name}.mesh:${port}`];
       // The only service on its port also answers any Host (e.g. localhost:port).
-      if (services.length === 1) domains.push('*');
+      if (all.length === 1) domains.push('*');
       const routes: Obj[] = [];
       for (const tr of this.snapshot.routesByService.get(svc.name) ?? []) {
         for (const rule of tr.spec.http) routes.push(this.route(svc, rule));
@@ -661,8 +782,29 @@ export class MeshTranslator {
       });
       return { name: svc.name, domains, routes };
     });
+    if (services.length < all.length) {
+      // Outside the view: say so rather than a bare 404 from Envoy.
+      vhosts.push({
+        name: 'not-in-view',
+        domains: ['*'],
+        routes: [
+          {
+            name: 'not-in-view',
+            match: { prefix: '/' },
+            direct_response: {
+              status: 404,
+              body: {
+                inline_string:
+                  'meshplane: no service this proxy may call answers this Host ' +
+                  "(its Service's spec.calls and the callees' AuthorizationPolicies decide)\n",
+              },
+            },
+          },
+        ],
+      });
+    }
     const rc: Obj = { name: outboundRouteName(port), virtual_hosts: vhosts, validate_clusters: wrap(false) };
-    this.routeMemo.set(port, rc);
+    this.routeMemo.set(memoKey, rc);
     return rc;
   }
 

@@ -422,6 +422,71 @@ spec:
     for (const p of proxies.json.items) assert.notEqual(p.state, 'NACKED');
   });
 
+  it('scoped views: a client whose Service lists its calls gets only those; other hosts get 404 saying why', async () => {
+    const clusters = async () => {
+      const dump = await mesh.pod('client').envoy.configDump('dynamic_active_clusters');
+      return (dump.configs as any[])
+        .map((c) => String(c.cluster.name))
+        .filter((n) => n.startsWith('outbound|'))
+        .sort();
+    };
+    const listeners = async () => {
+      const dump = await mesh.pod('client').envoy.configDump('dynamic_listeners');
+      // A removed listener drains for a while: only active ones count.
+      return (dump.configs as any[])
+        .filter((l) => l.active_state && !l.draining_state)
+        .map((l) => String(l.name))
+        .sort();
+    };
+    assert.ok((await clusters()).includes(`outbound|${FLAKY}||flaky`));
+    try {
+      const r = await mesh.apply(`
+kind: Service
+name: client
+spec: { protocol: http, port: 9000, calls: [reviews] }
+`);
+      await mesh.converged(r.revision);
+      await eventually(async () => assert.deepEqual(await clusters(), [`outbound|${REVIEWS}||reviews`]));
+      await eventually(async () =>
+        assert.ok(
+          !(await listeners()).includes(`outbound|${DB}`),
+          'no listener for the tcp service outside the view',
+        ),
+      );
+      assert.equal((await mesh.call('client', 'reviews', REVIEWS, '/')).status, 200);
+      const outside = await mesh.call('client', 'flaky', FLAKY, '/');
+      assert.equal(outside.status, 404);
+      assert.match(outside.body, /spec\.calls/);
+      // scopeByAuthorization: guarded admits only reviews, so a client calling it gets no config for it.
+      await mesh.apply(`
+kind: Service
+name: client
+spec: { protocol: http, port: 9000, calls: [reviews, guarded] }
+---
+kind: Mesh
+name: default
+spec: { scopeByAuthorization: true }
+`);
+      const p = await mesh.applyPolicy(`
+kind: AuthorizationPolicy
+name: guarded-from-reviews
+spec: { service: guarded, action: allow, rules: [ { from: [ { service: reviews } ] } ] }
+`);
+      await mesh.converged(p.revision);
+      await eventually(async () => assert.deepEqual(await clusters(), [`outbound|${REVIEWS}||reviews`]));
+      assert.equal((await mesh.call('client', 'guarded', GUARDED, '/')).status, 404);
+      const proxies = await mesh.api('GET', '/v1/proxies');
+      for (const x of proxies.json.items) assert.notEqual(x.state, 'NACKED');
+    } finally {
+      await mesh.apply(SERVICES);
+      await mesh.removePolicies();
+    }
+    const back = await mesh.apply('kind: Mesh\nname: default\nspec: {}\n');
+    await mesh.converged(back.revision);
+    await eventually(async () => assert.ok((await clusters()).includes(`outbound|${GUARDED}||guarded`)));
+    assert.equal((await mesh.call('client', 'flaky', FLAKY, '/')).status, 200);
+  });
+
   it('stops traffic to an instance within 2 s of its REST deletion, and of its sidecar exiting', async () => {
     await mesh.delete('instances', 'reviews-v3');
     await eventually(async () => assert.equal(share(await sample(20, 'reviews', REVIEWS), 'reviews-v3'), 0), {

@@ -121,12 +121,13 @@ describe('model kinds', () => {
   describe('defaults', () => {
     const cases: { name: string; doc: Record<string, unknown>; check: (o: MeshObject) => void }[] = [
       {
-        name: 'Mesh: trust domain mesh.local, permissive mTLS with 24h certificates',
+        name: 'Mesh: trust domain mesh.local, permissive mTLS with 24h certificates, views not scoped by authorization',
         doc: base.Mesh!,
         check: (o) =>
           assert.deepEqual(o.spec, {
             trustDomain: 'mesh.local',
             mtls: { mode: 'permissive', certTTL: '24h' },
+            scopeByAuthorization: false,
           }),
       },
       {
@@ -161,7 +162,11 @@ describe('model kinds', () => {
       assert.deepEqual(defaultMesh(), {
         kind: 'Mesh',
         name: 'default',
-        spec: { trustDomain: 'mesh.local', mtls: { mode: 'permissive', certTTL: '24h' } },
+        spec: {
+          trustDomain: 'mesh.local',
+          mtls: { mode: 'permissive', certTTL: '24h' },
+          scopeByAuthorization: false,
+        },
       });
     });
   });
