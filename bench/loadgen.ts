@@ -653,9 +653,10 @@ function waitReady(timeoutMs: number): void {
 function watch(m: Extract<ToLoadgen, { op: 'watch' }>): void {
   const n = proxies.length;
   const state = new Uint8Array(n);
+  const except = new Set(m.exceptServices ?? []);
   let total = 0;
   for (const p of proxies) {
-    if (p.open) {
+    if (p.open && !except.has(p.spec.service)) {
       state[p.idx] = 1;
       total++;
     }

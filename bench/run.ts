@@ -14,6 +14,8 @@ import { closeHttpAgent } from './lib/http';
 import {
   CDS,
   type Change,
+  callsPerService,
+  commonDependencyChange,
   EDS,
   instanceChange,
   type MeshShape,
@@ -44,6 +46,7 @@ interface Options {
   instances: number;
   proxies: number;
   s5Proxies: number;
+  s5Calls: number;
   changes: number;
   churnRate: number;
   churnSeconds: number;
@@ -68,6 +71,9 @@ const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flag
   --instances N           instances per service (default 5)
   --proxies N             simulated proxies for S1-S4, S6 (default 1000)
   --s5-proxies N          simulated proxies for S5 (default 5000)
+  --s5-calls N            S5 scoping: each service's spec.calls names N services (svc-0000 and the
+                          N-1 after itself), so a proxy sees N services; 0 = unscoped, every proxy
+                          sees every service (default 20; at most services - 1)
   --changes N             instance changes per repetition in S2 (default 20)
   --churn-rate N          S3 instance changes per second (default 50)
   --churn-seconds N       S3 duration (default 120)
@@ -88,6 +94,7 @@ function parseArgs(argv: string[]): Options {
     instances: 5,
     proxies: 1000,
     s5Proxies: 5000,
+    s5Calls: 20,
     changes: 20,
     churnRate: 50,
     churnSeconds: 120,
@@ -143,6 +150,9 @@ function parseArgs(argv: string[]): Options {
       case '--s5-proxies':
         o.s5Proxies = int();
         break;
+      case '--s5-calls':
+        o.s5Calls = int(0);
+        break;
       case '--changes':
         o.changes = int();
         break;
@@ -189,8 +199,11 @@ function parseArgs(argv: string[]): Options {
   }
   if (o.scenarios.length === 0) o.scenarios = [...ALL_SCENARIOS];
   o.scenarios = ALL_SCENARIOS.filter((s) => o.scenarios.includes(s));
-  if (o.proxies > o.services * o.instances) throw new Error('--proxies: at most services x instances');
+  // --proxies is for the fleet scenarios: S5 alone does not use it.
+  if (o.proxies > o.services * o.instances && o.scenarios.some((s) => s !== 'S5'))
+    throw new Error('--proxies: at most services x instances');
   if (o.s5Proxies > o.services * o.instances) o.s5Proxies = o.services * o.instances;
+  if (o.s5Calls > o.services - 1) o.s5Calls = o.services - 1;
   if (o.envoys > 40) throw new Error('--envoys: at most 40 (127.0.0.210..249)');
   return o;
 }
@@ -476,7 +489,16 @@ async function sequentialChanges(
   for (const c of changes) {
     const id = ++ctx.changeCounter;
     const { t0, result } = await lg.change(
-      { id, tag, typeUrl: c.typeUrl, marker: c.marker, resource: c.resource, expect: c.expect, timeoutMs },
+      {
+        id,
+        tag,
+        typeUrl: c.typeUrl,
+        marker: c.marker,
+        resource: c.resource,
+        expect: c.expect,
+        exceptServices: c.exceptServices,
+        timeoutMs,
+      },
       async () => {
         // A failed call may still have been applied: the watch says whether the change arrived.
         try {
@@ -515,6 +537,8 @@ async function sequentialChanges(
       apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
       apiErrors,
       serverCpuSecondsPerChange: round(win.cpuSeconds / Math.max(1, results.length), 3),
+      /** Per change: the proxies it waited for (connected, and with the resource in their view). */
+      proxiesWaitedFor: results.map((r) => r.total),
       incomplete: results
         .filter((r) => r.allAckedMs === null)
         .map((r) => ({ id: r.id, seen: r.seen, total: r.total }))
@@ -801,14 +825,34 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
   ctx.results.push(r);
 }
 
-async function runS5(ctx: Ctx, shape: MeshShape): Promise<void> {
+async function runS5(ctx: Ctx, base: MeshShape): Promise<void> {
   const o = ctx.o;
   const count = o.s5Proxies;
   const rampMs = Math.max(1000, count);
-  const r = newResult('S5', { ...shape, proxies: count, rampMs, scoped: false, changes: 5 });
+  const shape: MeshShape = { ...base, calls: o.s5Calls };
+  const calls = callsPerService(shape);
+  const scoped = calls > 0;
+  // Every service calls svc-0000 (its own peers included): the change reaches every proxy.
+  const probe = commonDependencyChange(shape, 0, count);
+  const except = new Set(probe.exceptServices ?? []);
+  const affected = proxySpecs(shape, count, new Map()).filter((p) => !except.has(p.service)).length;
+  const r = newResult('S5', {
+    ...shape,
+    proxies: count,
+    rampMs,
+    scoped,
+    calls,
+    changes: 5,
+    change: 'instance of svc-0000',
+    proxiesAffectedByChange: affected,
+  });
   r.notes.push(
-    'the server has no scoping of what a proxy sees yet (no Service export or sidecar dependency settings in the ' +
-      'model): every proxy gets every service; run unscoped',
+    scoped
+      ? `scoped views: each Service has spec.calls with ${calls} services, svc-0000 (a dependency every service ` +
+          `shares, its own sidecars included) and the ${calls - 1} after itself, so each proxy gets ` +
+          `listeners, routes, clusters and endpoints for ${calls} of the ${shape.services} services (--s5-calls); ` +
+          `the 5 changes are instances of svc-0000, seen by ${affected} of ${count} proxies`
+      : 'unscoped (--s5-calls 0): every proxy gets every service; the 5 changes are instances of svc-0000',
   );
   const { s, setup } = await newSession(ctx, 's5', shape);
   try {
@@ -818,29 +862,44 @@ async function runS5(ctx: Ctx, shape: MeshShape): Promise<void> {
     );
     m.extra.setup = setup;
     log(
-      `S5: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms; server peak RSS ${m.peakRssMb} MB`,
+      `S5: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms; server peak RSS ` +
+        `${m.peakRssMb} MB, steady (idle after the storm) ${m.steadyRssMb} MB`,
     );
+    let changesNotConverged = 0;
     if (!s.abortReason && ready.ready > 0) {
       const changes = Array.from({ length: 5 }, () =>
-        instanceChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
+        commonDependencyChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
       );
+      log(`S5: 5 instance changes of svc-0000, one at a time (${affected} proxies each)`);
       const c = await sequentialChanges(ctx, s, 'S5', changes, 120_000, 500);
       m.extra.instanceChanges = {
         perProxy: c.convergence,
         allAckedMs: c.allAckedMs,
         allAckedMaxMs: c.allAckedMaxMs,
         notConverged: c.notConverged,
+        proxiesWaitedFor: c.extra.proxiesWaitedFor,
         serverCpuSecondsPerChange: c.extra.serverCpuSecondsPerChange,
+        nacks: c.nacks,
       };
-      log(`S5: instance change: all proxies ACKed in p50 ${c.allAckedMs} ms, max ${c.allAckedMaxMs} ms`);
+      changesNotConverged = c.notConverged;
+      log(
+        `S5: svc-0000 instance change: all proxies ACKed in p50 ${c.allAckedMs} ms, max ${c.allAckedMaxMs} ms; ` +
+          `per-proxy p99 ${c.convergence.p99} ms; ${c.notConverged} not converged`,
+      );
     }
     r.reps.push(m);
     finishResult(r, s);
+    if (r.status === 'ok' && changesNotConverged > 0) {
+      // As in the other change scenarios: a change that did not reach every proxy makes the result partial.
+      r.status = 'partial';
+      r.reason = `${changesNotConverged} of 5 svc-0000 instance changes did not reach every proxy within 120 s`;
+    }
   } finally {
     await s.stop();
   }
   r.notes.push(
-    'one repetition (a fresh server); the row shows the connect storm; instance changes are in the JSON',
+    'one repetition (a fresh server); the row shows the connect storm (steady = the idle RSS after it); the ' +
+      'svc-0000 instance changes are in the JSON (extra.instanceChanges)',
   );
   ctx.results.push(r);
 }
@@ -1067,7 +1126,7 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
   const out = [
     `meshplane benchmark ${ctx.runId}: ${ctx.o.protocol} ADS, ${ctx.o.services} services x ${ctx.o.instances} instances, ` +
       `${ctx.o.scenarios.some((x) => x !== 'S5') ? `${ctx.o.proxies} simulated proxies` : ''}` +
-      `${ctx.o.scenarios.includes('S5') ? `${ctx.o.scenarios.length > 1 ? ', ' : ''}S5 ${ctx.o.s5Proxies} proxies` : ''}` +
+      `${ctx.o.scenarios.includes('S5') ? `${ctx.o.scenarios.length > 1 ? ', ' : ''}S5 ${ctx.o.s5Proxies} proxies (${ctx.o.s5Calls > 0 ? `calls ${ctx.o.s5Calls}` : 'unscoped'})` : ''}` +
       `${ctx.o.insecureXds ? ' (--insecure-xds: no tokens)' : ' (bootstrap tokens)'}`,
     `machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memGb} GB, node ${machine.node}, ` +
       `load ${machine.loadStart} -> ${machine.loadEnd}${ctx.o.serverCpuProf ? '; CPU profiling ON (timings perturbed)' : ''}`,
@@ -1109,6 +1168,19 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
             `listen-queue overflows ${extra.listenOverflows}`,
         );
       }
+    }
+    if (r.id === 'S5' && extra.instanceChanges) {
+      const ic = extra.instanceChanges as {
+        perProxy: Dist;
+        allAckedMs: number | null;
+        allAckedMaxMs: number | null;
+      };
+      out.push(
+        `S5 svc-0000 instance changes (${r.params.scoped ? `scoped, calls ${r.params.calls}` : 'unscoped'}; ` +
+          `${r.params.proxiesAffectedByChange} proxies each): per-proxy p50 ${fmt(ic.perProxy.p50)} ` +
+          `p99 ${fmt(ic.perProxy.p99)} max ${fmt(ic.perProxy.max)} ms; all-ACKed p50 ${fmt(ic.allAckedMs)} ` +
+          `max ${fmt(ic.allAckedMaxMs)} ms`,
+      );
     }
     if (r.id === 'S3') {
       const rss = extra.rss as Record<string, number> | undefined;

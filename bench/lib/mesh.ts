@@ -7,6 +7,12 @@
 // instance (j mod N, j div N): its node id is that instance's name, so that the
 // instance it registers from its node metadata on connect is the same object
 // (labelled, not added): the mesh keeps N x I instances.
+//
+// Unscoped by default: no Service has spec.calls, so every proxy sees every
+// service. With `calls: C` (S5) every Service gets spec.calls, C names: svc-0000
+// (a dependency every service shares) and the next C-1 services after itself,
+// cyclically; svc-0000 calls the next C. Its proxies then see C services, and an
+// instance change of svc-0000 reaches every proxy except svc-0000's own.
 import { encodeResource, envoyRoot } from '../../envoy-protos';
 import { outboundClusterName } from '../../src/translator/names';
 import type { ProxySpec } from './messages';
@@ -20,6 +26,16 @@ export const INBOUND_PORT = 15006;
 export interface MeshShape {
   readonly services: number;
   readonly instancesPerService: number;
+  /**
+   * Scoping: how many services each service calls (its spec.calls, see callsOf); at most
+   * services - 1. Absent or 0: no spec.calls, every proxy sees every service.
+   */
+  readonly calls?: number;
+}
+
+/** The number of services each service calls, or 0 when the mesh is unscoped. */
+export function callsPerService(m: MeshShape): number {
+  return Math.max(0, Math.min(m.calls ?? 0, m.services - 1));
 }
 
 export const serviceName = (i: number): string => `svc-${String(i).padStart(4, '0')}`;
@@ -34,11 +50,42 @@ export function instanceAddress(m: MeshShape, i: number, k: number): string {
   return addressOf(1, i * m.instancesPerService + k + 1);
 }
 
+/**
+ * Service i's spec.calls in a scoped mesh (undefined when unscoped): svc-0000 (a dependency
+ * of every service, its own peers included, so that a change of it reaches every proxy) and
+ * then the services after i (i+1, i+2, ... mod N), skipping i and svc-0000:
+ * callsPerService(m) distinct names. svc-0000 calls itself and svc-0001..svc-(C-1).
+ */
+export function callsOf(m: MeshShape, i: number): string[] | undefined {
+  const c = callsPerService(m);
+  if (c === 0) return undefined;
+  const out: number[] = [0];
+  for (let d = 1; out.length < c; d++) {
+    const j = (i + d) % m.services;
+    if (j !== i && j !== 0) out.push(j);
+  }
+  return out.map(serviceName);
+}
+
+/** The services whose proxies do not get service `target` in their view (none when unscoped). */
+export function servicesNotCalling(m: MeshShape, target: number): string[] {
+  if (callsPerService(m) === 0) return [];
+  const name = serviceName(target);
+  const out: string[] = [];
+  for (let i = 0; i < m.services; i++) if (!callsOf(m, i)!.includes(name)) out.push(serviceName(i));
+  return out;
+}
+
 /** Every Service and Instance document of the mesh, in apply order. */
 export function meshDocuments(m: MeshShape): Record<string, unknown>[] {
   const docs: Record<string, unknown>[] = [];
   for (let i = 0; i < m.services; i++) {
-    docs.push({ kind: 'Service', name: serviceName(i), spec: { protocol: 'http', port: servicePort(i) } });
+    const calls = callsOf(m, i);
+    docs.push({
+      kind: 'Service',
+      name: serviceName(i),
+      spec: { protocol: 'http', port: servicePort(i), ...(calls ? { calls } : {}) },
+    });
   }
   for (let i = 0; i < m.services; i++) {
     for (let k = 0; k < m.instancesPerService; k++) {
@@ -77,6 +124,11 @@ export interface Change {
   readonly marker: Buffer;
   readonly resource?: string;
   readonly expect: number;
+  /**
+   * Services whose proxies do not get the changed resource (a scoped mesh): they are not
+   * waited for. Every other connected proxy must ACK the marker.
+   */
+  readonly exceptServices?: readonly string[];
   readonly what: string;
 }
 
@@ -91,6 +143,25 @@ export function instanceChange(m: MeshShape, n: number, proxies: number): Change
   const firstFree = Math.min(m.instancesPerService - 1, Math.ceil(proxies / m.services));
   const free = m.instancesPerService - firstFree;
   const k = firstFree + (Math.floor(n / m.services) % Math.max(1, free));
+  return instanceChangeOf(i, k, n);
+}
+
+/**
+ * Change n of S5: an instance of svc-0000, the service every other one calls in a scoped mesh,
+ * so every proxy but svc-0000's own gets it (unscoped: every proxy). Cycles over svc-0000's
+ * instances without a simulated sidecar (k >= ceil(proxies / N)) when there are any, else over
+ * all of them. New unique address and marker as in instanceChange.
+ */
+export function commonDependencyChange(m: MeshShape, n: number, proxies: number): Change {
+  const sidecars = Math.ceil(proxies / m.services); // instances of svc-0000 with a simulated sidecar
+  const free = m.instancesPerService - sidecars;
+  const k = free > 0 ? sidecars + (n % free) : n % m.instancesPerService;
+  const ch = instanceChangeOf(0, k, n);
+  const exceptServices = servicesNotCalling(m, 0);
+  return exceptServices.length > 0 ? { ...ch, exceptServices } : ch;
+}
+
+function instanceChangeOf(i: number, k: number, n: number): Change {
   const address = addressOf(2, n);
   const svc = serviceName(i);
   return {
@@ -168,4 +239,17 @@ export function selfCheckMarkers(): void {
   });
   if (countOccurrences(cluster.value, wide.marker) !== 1)
     throw new Error('self-check: the mesh-wide marker does not match');
+  // Scoping: C distinct services, svc-0000 first, never itself (but for svc-0000).
+  const scoped: MeshShape = { services: 7, instancesPerService: 2, calls: 3 };
+  for (let i = 0; i < scoped.services; i++) {
+    const calls = callsOf(scoped, i)!;
+    if (
+      calls.length !== 3 ||
+      new Set(calls).size !== 3 ||
+      (i > 0 && calls.includes(serviceName(i))) ||
+      calls[0] !== serviceName(0)
+    )
+      throw new Error(`self-check: callsOf(${i}) = ${calls.join(',')}`);
+  }
+  if (servicesNotCalling(scoped, 0).length !== 0) throw new Error('self-check: every service calls svc-0000');
 }

@@ -44,6 +44,8 @@ export type ToLoadgen =
       resource?: string;
       /** Occurrences a proxy must have ACKed (summed over responses since t0); default 1. */
       expect?: number;
+      /** Proxies of these services do not get the resource (scoped views): not waited for. */
+      exceptServices?: string[];
       timeoutMs: number;
     }
   /** Sent after 'watching' came back, just before the API call that makes the change. */

@@ -172,6 +172,7 @@ export class Loadgen {
       marker: Buffer;
       resource?: string;
       expect: number;
+      exceptServices?: readonly string[];
       timeoutMs: number;
     },
     make: () => Promise<void>,
@@ -187,6 +188,7 @@ export class Loadgen {
         marker: o.marker.toString('hex'),
         resource: o.resource,
         expect: o.expect,
+        exceptServices: o.exceptServices ? [...o.exceptServices] : undefined,
         timeoutMs: o.timeoutMs,
       });
     });
