@@ -4,6 +4,7 @@
 // Rules followed here are numbered as in shared/design/XDS-PROTOCOL.md and come
 // from https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol
 import { EventEmitter } from 'node:events';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { loadAdsPackageDefinition } from '../../envoy-protos';
 import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
@@ -64,6 +65,9 @@ export interface AdsServerOptions {
  * (status, typeUrl, version), 'nack' (status, typeUrl, NackRecord), 'push'
  * (status, typeUrl, SentRecord).
  */
+/** The accept queue asked for (the kernel caps it at net.core.somaxconn). */
+const ACCEPT_BACKLOG = 4_096;
+
 export class AdsServer extends EventEmitter {
   private readonly grpcServer: grpc.Server;
   private readonly streams = new Set<AdsStream>();
@@ -74,6 +78,7 @@ export class AdsServer extends EventEmitter {
   private readonly scheduler = new StreamScheduler();
   private readonly retainDisconnectedMs: number;
   private boundPort: number | undefined;
+  private listener: { server: net.Server; injector: grpc.ConnectionInjector } | undefined;
   /** Requests whose type_url meshplane does not serve (rule 1.3). */
   unknownTypeRequests = 0;
 
@@ -121,14 +126,30 @@ export class AdsServer extends EventEmitter {
     });
   }
 
-  /** Binds `host:port` (port 0 picks one) and returns the port. */
+  /**
+   * Binds `host:port` (port 0 picks one) and returns the port. The listening
+   * socket is ours, with a deep accept queue (grpc-js's own is Node's 511):
+   * in a connect storm of thousands of sidecars, connections that arrive
+   * while the loop is busy wait in the queue instead of being dropped and
+   * retried by the client's TCP a second or more later.
+   */
   listen(address: string): Promise<number> {
+    const at = address.lastIndexOf(':');
+    const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(address.slice(at + 1));
+    if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65_535)
+      return Promise.reject(new Error(`xDS address "${address}" is not host:port`));
+    const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+    this.listener = { server: listener, injector };
     return new Promise((resolve, reject) => {
-      this.grpcServer.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-        if (err) return reject(err);
-        this.boundPort = port;
-        this.log.info({ address, port }, 'xDS server listening');
-        resolve(port);
+      listener.once('error', reject);
+      listener.listen({ host, port, backlog: ACCEPT_BACKLOG }, () => {
+        listener.off('error', reject);
+        const bound = (listener.address() as net.AddressInfo).port;
+        this.boundPort = bound;
+        this.log.info({ address, port: bound }, 'xDS server listening');
+        resolve(bound);
       });
     });
   }
@@ -161,9 +182,11 @@ export class AdsServer extends EventEmitter {
    * then stops the server; calls left after `graceMs` are cut.
    */
   async shutdown(graceMs = 5_000): Promise<void> {
+    this.listener?.server.close();
     for (const s of this.streams) s.end();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
+        this.listener?.injector.destroy();
         this.grpcServer.forceShutdown();
         resolve();
       }, graceMs);
