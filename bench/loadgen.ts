@@ -762,6 +762,9 @@ process.on('message', (raw: unknown) => {
 });
 
 // The harness going away (even by SIGKILL) closes the IPC channel: end with it.
+// An orderly exit on SIGTERM (the harness's stop), so that a --cpu-prof profile gets written.
+process.on('SIGTERM', () => process.exit(0));
+
 process.on('disconnect', () => {
   for (const p of proxies) p.close();
   process.exit(0);

@@ -364,7 +364,13 @@ export class Session {
   forkLoadgen(): Loadgen {
     const log = fs.openSync(path.join(this.o.logDir, `loadgen-${this.o.label}.log`), 'a');
     const child = fork(path.join(DIST_BENCH, 'loadgen.js'), [], {
-      execArgv: ['--max-old-space-size=8192'],
+      execArgv: [
+        '--max-old-space-size=8192',
+        // MESHPLANE_BENCH_LOADGEN_PROF=dir: a CPU profile of the load generator (its own cost, not the server's).
+        ...(process.env.MESHPLANE_BENCH_LOADGEN_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MESHPLANE_BENCH_LOADGEN_PROF}`]
+          : []),
+      ],
       stdio: ['ignore', log, log, 'ipc'],
       detached: true,
     });
