@@ -121,23 +121,23 @@ function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined):
  */
 export class MeshTranslator {
   private readonly subsets = new Map<string, Map<string, Labels>>();
-  private readonly clusterMemo = new Map<string, Obj[]>();
+  private clusterMemo = new Map<string, Obj[]>();
   /** Outbound clusters per view key. */
-  private readonly sharedClusters = new Map<string, Obj[]>();
-  private readonly viewsByCaller = new Map<string, View>();
-  private readonly viewsByKey = new Map<string, View>();
+  private sharedClusters = new Map<string, Obj[]>();
+  private viewsByCaller = new Map<string, View>();
+  private viewsByKey = new Map<string, View>();
   /**
    * With the Mesh's scopeByAuthorization: services some caller may be refused
    * by authorization (allow policies, or a deny of every request).
    */
   private readonly guarded: ReadonlySet<string>;
   /** Listeners by their inputs; `service`/`inbound`: what must be unchanged to take one over. */
-  private readonly listenerMemo = new Map<string, { service?: string; inbound?: string; obj: Obj }>();
+  private listenerMemo = new Map<string, { service?: string; inbound?: string; obj: Obj }>();
   private previousShared:
     | { clusters: ReadonlyMap<string, Obj[]>; endpoints: ReadonlyMap<string, Obj[]> }
     | undefined;
-  private readonly inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
-  private readonly routeMemo = new Map<string, Obj>();
+  private inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
+  private routeMemo = new Map<string, Obj>();
   /** Endpoint lists per view and, when some policy fails over by locality, the caller's locality. */
   private readonly endpointViews = new Map<string, Obj[]>();
   private readonly anyFailover: boolean;
@@ -185,6 +185,29 @@ export class MeshTranslator {
 
   /** Takes over what `prev` made from inputs that did not change (see the constructor). */
   private carryForward(prev: MeshTranslator, sameMesh: boolean): void {
+    this.previousShared = { clusters: prev.sharedClusters, endpoints: prev.endpointViews };
+    if (sameMesh && MeshTranslator.onlyInstancesChanged(prev.snapshot, this.snapshot)) {
+      // Nothing but endpoints can differ: everything else is taken over whole, whatever the
+      // number of proxies (no per-entry checks).
+      this.clusterMemo = prev.clusterMemo;
+      this.listenerMemo = prev.listenerMemo;
+      this.inboundMemo = prev.inboundMemo;
+      this.routeMemo = prev.routeMemo;
+      this.sharedClusters = prev.sharedClusters;
+      this.viewsByCaller = prev.viewsByCaller;
+      this.viewsByKey = prev.viewsByKey;
+      for (const [key, cla] of prev.claMemo) {
+        const service = key.slice(0, key.indexOf('|'));
+        if (
+          sameItems(
+            this.snapshot.instancesByService.get(service),
+            prev.snapshot.instancesByService.get(service),
+          )
+        )
+          this.claMemo.set(key, cla);
+      }
+      return;
+    }
     const verdicts = new Map<string, { service: boolean; endpoints: boolean; inbound: boolean }>();
     const verdict = (name: string) => {
       let v = verdicts.get(name);
@@ -222,7 +245,24 @@ export class MeshTranslator {
         if (keep) this.listenerMemo.set(key, entry);
       }
     }
-    this.previousShared = { clusters: prev.sharedClusters, endpoints: prev.endpointViews };
+  }
+
+  /** Whether two snapshots differ in Instances only (the objects are the same otherwise). */
+  private static onlyInstancesChanged(p: MeshSnapshot, s: MeshSnapshot): boolean {
+    const same = <T>(a: ReadonlyMap<string, T>, b: ReadonlyMap<string, T>, eq: (x: T, y: T) => boolean) => {
+      if (a.size !== b.size) return false;
+      for (const [k, v] of a) {
+        const w = b.get(k);
+        if (w === undefined || !eq(v, w)) return false;
+      }
+      return true;
+    };
+    return (
+      same(p.services, s.services, (x, y) => x === y) &&
+      same(p.routesByService, s.routesByService, sameItems) &&
+      same(p.policiesByService, s.policiesByService, sameItems) &&
+      same(p.authorizationByService, s.authorizationByService, sameItems)
+    );
   }
 
   /** The same array as `before` when it holds the same items (so that it stays shared and indexed once). */
@@ -901,16 +941,23 @@ export class MeshTranslator {
 
   private httpOutboundListener(proxy: ProxyIdentity, port: number): Obj {
     const service = proxy.service ?? proxy.nodeId;
-    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, {}, () =>
-      this.makeHttpOutboundListener(proxy.outboundAddress, port, service),
+    // The sidecars of one service share all but the address: the rest is made (and encoded) once.
+    const template = this.memo(`http|${port}|${service}`, {}, () =>
+      this.makeHttpOutboundListener(port, service),
     );
+    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, {}, () => {
+      const address = socketAddress(proxy.outboundAddress, port);
+      const l = { name: template.name, address, ...template };
+      overlays.set(l, { base: template, overlay: { address } });
+      return l;
+    });
   }
 
-  private makeHttpOutboundListener(outboundAddress: string, port: number, service: string): Obj {
+  /** An outbound HTTP listener without its address (see httpOutboundListener). */
+  private makeHttpOutboundListener(port: number, service: string): Obj {
     const name = outboundListenerName(port);
     return {
       name,
-      address: socketAddress(outboundAddress, port),
       traffic_direction: 'OUTBOUND',
       filter_chains: [
         {
