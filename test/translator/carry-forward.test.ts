@@ -91,6 +91,27 @@ describe('translator: taking over an earlier translation', () => {
     assert.ok(!same(e1, e2));
     assert.ok(same(e1[0], e2[0])); // a
     assert.ok(!same(e1[1], e2[1])); // b
+    // Nothing but endpoints changed: every proxy's listeners, routes and clusters are the same objects.
+    for (const p of proxies) {
+      const [r1, r2] = [t1, carried].map((t) => t.translate(p));
+      for (const kind of ['listeners', 'routes', 'clusters'] as const)
+        for (const [i, o] of r1[kind].entries()) assert.ok(same(o, r2[kind][i]), `${p.nodeId} ${kind}[${i}]`);
+    }
+  });
+
+  it('outbound listeners of one service differ only in their address: one shared base', () => {
+    const t = new MeshTranslator(buildMeshSnapshot(1, docs()));
+    const at = (address: string) =>
+      t.translate(proxyIdentity('a-x', { service: 'a', address, inboundPort: 15006, appPort: 8080 }));
+    const [l1, l2] = ['127.0.0.21', '127.0.0.22'].map(
+      (a) => at(a).listeners.find((l) => l.name === 'outbound|9001')!,
+    );
+    const [o1, o2] = [t.overlayOf(l1), t.overlayOf(l2)];
+    assert.ok(o1 && o2 && same(o1.base, o2.base));
+    assert.deepEqual(o2.overlay, {
+      address: { socket_address: { address: '127.0.0.22', port_value: 9001 } },
+    });
+    assert.deepEqual({ ...o1.base, ...o1.overlay }, l1);
   });
 
   it('a changed Mesh, AuthorizationPolicy, TrafficRoute subset or a new Service gives what a fresh translation gives', () => {
