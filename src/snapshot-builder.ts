@@ -77,7 +77,6 @@ export class SnapshotBuilder {
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private firstPendingAt = 0;
-  private lastBuildMs = 0;
   /** When the last ten changes arrived (churn: all ten within a second). */
   private readonly recentChanges: number[] = [];
   private pendingKinds = new Set<Kind>();
@@ -345,14 +344,16 @@ export class SnapshotBuilder {
     const now = Date.now();
     if (!this.timer) this.firstPendingAt = now;
     else clearTimeout(this.timer);
-    // A few ms when idle. Under churn (ten or more changes in the last second) each build gathers
-    // more changes, and each proxy gets one push for all of them: at least 20 ms and four times
-    // the last build's time, bounded by maxDelayMs.
+    // A few ms when idle. Under churn (ten or more changes in the last second) a build gathers
+    // every change of the maxDelayMs window after the first: each proxy then gets one push for
+    // all of them, at most about ten a second, and the cost of pushing (which grows with the
+    // proxies, not with the changes) stays bounded whatever the rate of changes.
     this.recentChanges.push(now);
     if (this.recentChanges.length > 10) this.recentChanges.shift();
     const churn = this.recentChanges.length === 10 && now - this.recentChanges[0] <= 1_000;
-    const quiet = Math.max(this.o.quietMs ?? 5, churn ? Math.max(20, 4 * this.lastBuildMs) : 0);
-    const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + (this.o.maxDelayMs ?? 100) - now));
+    const maxDelay = this.o.maxDelayMs ?? 100;
+    const quiet = churn ? maxDelay : (this.o.quietMs ?? 5);
+    const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + maxDelay - now));
     this.timer = setTimeout(() => this.flush(), wait);
   }
 
@@ -393,7 +394,6 @@ export class SnapshotBuilder {
     this.translator.release();
     this.o.onBuilt?.(this.revision, affected);
     const ms = performance.now() - started;
-    this.lastBuildMs = ms;
     for (const w of [...this.revisionWaiters]) {
       if (w.revision <= this.revision) {
         this.revisionWaiters.splice(this.revisionWaiters.indexOf(w), 1);

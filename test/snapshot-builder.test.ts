@@ -93,4 +93,22 @@ describe('snapshot builder: push pipeline', () => {
     // Five store revisions, far fewer builds (each build notifies each proxy at most once).
     assert.ok(heard.get('pa')!.length < 5, `pa heard ${heard.get('pa')!.length} times`);
   });
+
+  it('under churn (10+ changes a second) gathers a whole maxDelayMs window per build', async () => {
+    // 30 changes 25 ms apart (750 ms): once churn is seen, builds come one per 50 ms window, not
+    // one per quiet gap (a build per change), so each proxy hears about one push per window.
+    let last = 0;
+    const started = Date.now();
+    for (let i = 0; i < 30; i++) {
+      last = await apply(
+        `kind: Instance\nname: churn-${i}\nspec: { service: a, address: 127.0.2.${i + 1}, port: 15006 }`,
+      );
+      await new Promise((res) => setTimeout(res, 25)); // the pace of the changes, not a wait for a condition
+    }
+    await eventually(() => assert.equal(builder.builtRevision, last));
+    const windows = Math.ceil((Date.now() - started) / 50) + 1;
+    const pushes = heard.get('pb')!.length;
+    assert.ok(pushes <= windows, `${pushes} pushes for ${windows} windows of 50 ms`);
+    assert.ok(pushes < 22, `${pushes} pushes for 30 changes`);
+  });
 });
