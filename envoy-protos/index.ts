@@ -76,6 +76,12 @@ export interface EncodedResource {
   /** The serialized message: the `value` of its Any. */
   readonly value: Buffer;
   /**
+   * When set, `value` is these bytes one after the other (a shared base and a
+   * small part of its own, see encodeOverlay) and is only joined on demand:
+   * responses write the parts, so the base's bytes are held once.
+   */
+  readonly parts?: readonly Buffer[];
+  /**
    * For an EDS cluster: the ClusterLoadAssignment it waits for while warming.
    * The ADS server re-sends it after every push of the cluster (xDS "Resource warming").
    */
@@ -155,8 +161,10 @@ function edsServiceName(typeUrl: string, name: string, obj: Record<string, unkno
 }
 
 /** A short content hash: the resource's version. */
-export function contentVersion(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('base64url').slice(0, 16);
+export function contentVersion(bytes: Uint8Array | readonly Uint8Array[]): string {
+  const h = createHash('sha256');
+  for (const b of bytes instanceof Uint8Array ? [bytes] : bytes) h.update(b);
+  return h.digest('base64url').slice(0, 16);
 }
 
 /**
@@ -199,8 +207,17 @@ export function encodeOverlay(base: EncodedResource, overlay: Record<string, unk
   } catch (err) {
     throw new ResourceEncodeError(base.typeUrl, '', (err as Error).message);
   }
-  const value = Buffer.concat([base.value, extra]);
-  return { typeUrl: base.typeUrl, name: base.name, version: contentVersion(value), value, warms: base.warms };
+  const parts = [...(base.parts ?? [base.value]), Buffer.from(extra)];
+  return {
+    typeUrl: base.typeUrl,
+    name: base.name,
+    version: contentVersion(parts),
+    get value() {
+      return Buffer.concat(parts);
+    },
+    parts,
+    warms: base.warms,
+  };
 }
 
 /** Decodes an Any payload to an object with proto field names; nested Anys get an '@type'. */

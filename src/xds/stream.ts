@@ -607,7 +607,7 @@ export abstract class AdsStream {
   protected write(
     head: DiscoveryResponse | DeltaDiscoveryResponse,
     resources: readonly EncodedResource[],
-    entry: (r: EncodedResource) => Buffer,
+    entry: (r: EncodedResource) => Buffer | Buffer[],
   ): void {
     const m = head as Partial<DeltaDiscoveryResponse & DiscoveryResponse>;
     this.log.debug(

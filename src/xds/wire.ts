@@ -12,8 +12,8 @@ export class AssembledResponse {
   constructor(
     /** The response without its resources, for the regular serializer. */
     readonly head: object,
-    /** Complete `resources` field entries (tag, length, message). */
-    readonly entries: readonly Buffer[],
+    /** Complete `resources` field entries (tag, length, message), each one or more buffers. */
+    readonly entries: readonly (Buffer | readonly Buffer[])[],
   ) {}
 }
 
@@ -49,34 +49,63 @@ function field(tag: number, parts: readonly (Buffer | string)[]): Buffer {
   return out;
 }
 
-/** google.protobuf.Any { type_url = 1; value = 2 } */
-function anyOf(r: EncodedResource): Buffer {
-  return Buffer.concat([field(0x0a, [r.typeUrl]), field(0x12, [r.value])]);
+/** A length-delimited field's tag and length, the payload left out. */
+function header(tag: number, len: number): Buffer {
+  const out = Buffer.allocUnsafe(1 + varintLength(len));
+  out[0] = tag;
+  writeVarint(out, 1, len);
+  return out;
 }
 
-const sotwEntries = new WeakMap<EncodedResource, Buffer>();
-const deltaEntries = new WeakMap<EncodedResource, Buffer>();
+const total = (bufs: readonly Buffer[]) => bufs.reduce((n, b) => n + b.length, 0);
+
+/**
+ * google.protobuf.Any { type_url = 1; value = 2 } as buffers. A resource made
+ * of parts keeps them as they are (shared with every other resource on the
+ * same base) rather than copying them into one buffer per resource.
+ */
+function anyOf(r: EncodedResource): Buffer[] {
+  const value = r.parts ?? [r.value];
+  return [field(0x0a, [r.typeUrl]), header(0x12, total(value)), ...value];
+}
+
+/** One field around `payload`, as few buffers as the payload allows (one when it is whole). */
+function wrapped(tag: number, payload: readonly Buffer[], shared: boolean): Buffer | Buffer[] {
+  if (!shared) return field(tag, payload);
+  // Join the small leading pieces into one buffer; keep the shared parts by reference.
+  const out: Buffer[] = [];
+  let small: Buffer[] = [header(tag, total(payload))];
+  for (const b of payload) {
+    if (b.length <= 256) small.push(b);
+    else {
+      out.push(small.length === 1 ? small[0] : Buffer.concat(small), b);
+      small = [];
+    }
+  }
+  if (small.length > 0) out.push(small.length === 1 ? small[0] : Buffer.concat(small));
+  return out;
+}
+
+const sotwEntries = new WeakMap<EncodedResource, Buffer | Buffer[]>();
+const deltaEntries = new WeakMap<EncodedResource, Buffer | Buffer[]>();
 
 /** DiscoveryResponse.resources (2): the resource's Any. */
-export function sotwEntry(r: EncodedResource): Buffer {
+export function sotwEntry(r: EncodedResource): Buffer | Buffer[] {
   let e = sotwEntries.get(r);
   if (!e) {
-    e = field(0x12, [anyOf(r)]);
+    e = wrapped(0x12, anyOf(r), r.parts !== undefined);
     sotwEntries.set(r, e);
   }
   return e;
 }
 
 /** DeltaDiscoveryResponse.resources (2): Resource { version = 1; resource = 2; name = 3 }. */
-export function deltaEntry(r: EncodedResource): Buffer {
+export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
   let e = deltaEntries.get(r);
   if (!e) {
-    const resource = Buffer.concat([
-      field(0x0a, [r.version]),
-      field(0x12, [anyOf(r)]),
-      field(0x1a, [r.name]),
-    ]);
-    e = field(0x12, [resource]);
+    const any = anyOf(r);
+    const resource = [field(0x0a, [r.version]), header(0x12, total(any)), ...any, field(0x1a, [r.name])];
+    e = wrapped(0x12, resource, r.parts !== undefined);
     deltaEntries.set(r, e);
   }
   return e;
@@ -87,6 +116,6 @@ export function assemblingSerializer(serialize: (value: unknown) => Buffer): (va
   return (value) => {
     if (!(value instanceof AssembledResponse)) return serialize(value);
     const head = serialize(value.head);
-    return Buffer.concat([head, ...value.entries]);
+    return Buffer.concat([head, ...value.entries.flat()]);
   };
 }

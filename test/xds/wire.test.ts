@@ -1,8 +1,8 @@
 // Assembled responses decode exactly like the regular serializer's output.
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { encodeResource, loadAdsPackageDefinition } from '../../envoy-protos';
-import { CLUSTER_TYPE } from '../../src/xds';
+import { encodeOverlay, encodeResource, loadAdsPackageDefinition } from '../../envoy-protos';
+import { CLUSTER_TYPE, LISTENER_TYPE } from '../../src/xds';
 import { AssembledResponse, assemblingSerializer, deltaEntry, sotwEntry } from '../../src/xds/wire';
 
 describe('xds: assembled responses', () => {
@@ -51,5 +51,45 @@ describe('xds: assembled responses', () => {
     );
     assert.equal(assembled.length, regular.length);
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
+  });
+
+  it('a resource made of a shared base and its own part: its entries reuse the base bytes and decode whole', () => {
+    const base = encodeResource(LISTENER_TYPE, {
+      name: 'outbound|9001',
+      traffic_direction: 'OUTBOUND',
+      filter_chains: [{ filters: [{ name: 'x'.repeat(400) }] }],
+    });
+    const at = (address: string) =>
+      encodeOverlay(base, { address: { socket_address: { address, port_value: 9001 } } });
+    const [a, b] = [at('127.0.0.1'), at('127.0.0.2')];
+    assert.notEqual(a.version, b.version);
+    assert.equal(a.parts?.[0], base.value);
+    const head = { type_url: LISTENER_TYPE, nonce: '1' };
+    const check = (
+      m: (typeof svc)[string],
+      entries: (Buffer | readonly Buffer[])[],
+      resources: Record<string, unknown>[],
+    ) => {
+      // The base's 400-odd bytes are the same buffer in both entries, not copies.
+      for (const e of entries) assert.ok(Array.isArray(e) && e.includes(base.value));
+      const regular = m.responseSerialize({ ...head, resources });
+      const assembled = assemblingSerializer(m.responseSerialize)(new AssembledResponse(head, entries));
+      assert.equal(assembled.length, regular.length);
+      assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
+    };
+    check(
+      svc.DeltaAggregatedResources,
+      [a, b].map(deltaEntry),
+      [a, b].map((r) => ({
+        name: r.name,
+        version: r.version,
+        resource: { type_url: LISTENER_TYPE, value: r.value },
+      })),
+    );
+    check(
+      svc.StreamAggregatedResources,
+      [a, b].map(sotwEntry),
+      [a, b].map((r) => ({ type_url: LISTENER_TYPE, value: r.value })),
+    );
   });
 });
