@@ -131,17 +131,10 @@ function collectRefs(node: unknown, routes: Set<string>, secrets: Set<string>, d
     if (v !== null && typeof v === 'object') collectRefs(v, routes, secrets, depth + 1);
 }
 
-function refsOf(
-  typeUrl: string,
-  name: string,
-  version: string,
-  buf: Buffer,
-  start: number,
-  end: number,
-): Refs {
-  const key = version
-    ? `${typeUrl}\u0000${name}\u0000${version}`
-    : `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
+function refsOf(typeUrl: string, version: string, buf: Buffer, start: number, end: number): Refs {
+  // A Delta version is a hash of the resource's bytes (name included): it is the key as it is.
+  const key =
+    version || `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
   const hit = refsMemo.get(key);
   if (hit) return hit;
   const obj = decodeResource(typeUrl, buf.subarray(start, end));
@@ -507,8 +500,7 @@ class SimProxy {
       const held = t === CDS ? this.clusters : this.listeners;
       if (this.protocol === 'sotw') held.clear(); // full state
       for (const n of r.removed) held.delete(n);
-      for (const res of r.resources)
-        held.set(res.name, refsOf(t, res.name, res.version, buf, res.start, res.end));
+      for (const res of r.resources) held.set(res.name, refsOf(t, res.version, buf, res.start, res.end));
     } else {
       const answered = this.answered.get(t);
       if (answered) {
