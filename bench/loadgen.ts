@@ -28,6 +28,7 @@ import {
   parseDeltaResponse,
   parseSotwResponse,
   type RawResponse,
+  withoutField,
 } from './lib/proto';
 import { Histogram, percentile } from './lib/stats';
 
@@ -137,6 +138,15 @@ function refsOf(typeUrl: string, version: string, buf: Buffer, start: number, en
     version || `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
   const hit = refsMemo.get(key);
   if (hit) return hit;
+  // Listeners differ per sidecar only in their address, which refers to nothing: listeners alike
+  // but for it are decoded once.
+  const sansAddress = typeUrl === LDS ? withoutField(buf, start, end, 2) : undefined;
+  const likeKey = sansAddress && `L${createHash('sha1').update(sansAddress).digest('base64')}`;
+  const like = likeKey ? refsMemo.get(likeKey) : undefined;
+  if (like) {
+    refsMemo.set(key, like);
+    return like;
+  }
   const obj = decodeResource(typeUrl, buf.subarray(start, end));
   const routes = new Set<string>();
   const secrets = new Set<string>();
@@ -149,6 +159,7 @@ function refsOf(typeUrl: string, version: string, buf: Buffer, start: number, en
   const refs: Refs = { eds, routes: [...routes], secrets: [...secrets] };
   if (refsMemo.size > 200_000) refsMemo.clear();
   refsMemo.set(key, refs);
+  if (likeKey) refsMemo.set(likeKey, refs);
   return refs;
 }
 

@@ -68,6 +68,31 @@ export function eachLenField(
   }
 }
 
+/** The bytes of a message with every length-delimited field `drop` left out. */
+export function withoutField(buf: Buffer, start: number, end: number, drop: number): Buffer {
+  const keep: Buffer[] = [];
+  let from = start;
+  const c = { pos: start };
+  while (c.pos < end) {
+    const at = c.pos;
+    const key = varint(buf, c);
+    const wire = key & 7;
+    if (wire === VARINT) varint(buf, c);
+    else if (wire === I64) c.pos += 8;
+    else if (wire === I32) c.pos += 4;
+    else if (wire === LEN) {
+      const len = varint(buf, c);
+      c.pos += len;
+    } else throw new ProtoError(`unsupported wire type ${wire}`);
+    if (wire === LEN && Math.floor(key / 8) === drop) {
+      keep.push(buf.subarray(from, at));
+      from = c.pos;
+    }
+  }
+  keep.push(buf.subarray(from, end));
+  return keep.length === 1 ? keep[0] : Buffer.concat(keep);
+}
+
 /** The first length-delimited field `want` of a message as a UTF-8 string ('' when absent). */
 export function stringField(buf: Buffer, start: number, end: number, want: number): string {
   let out = '';
