@@ -220,6 +220,58 @@ export function encodeOverlay(base: EncodedResource, overlay: Record<string, unk
   };
 }
 
+/**
+ * One item of a resource's repeated message field (say, a RouteConfiguration's
+ * virtual host), encoded on its own as a complete field entry (tag, length,
+ * message), for encodeComposite: items shared by many resources are encoded once.
+ */
+export function encodeItem(typeUrl: string, field: string, obj: Record<string, unknown>): Buffer {
+  const type = messageType(typeUrl);
+  const f = type.fields[field];
+  if (!f?.repeated)
+    throw new ResourceEncodeError(typeUrl, field, `not a repeated field of ${type.fullName.slice(1)}`);
+  const itemType = f.resolve().resolvedType;
+  if (!(itemType instanceof protobuf.Type))
+    throw new ResourceEncodeError(typeUrl, field, 'not a repeated message field');
+  checkFields(itemType, obj, field, typeUrl);
+  let bytes: Uint8Array;
+  try {
+    bytes = itemType.encode(itemType.fromObject(obj)).finish();
+  } catch (err) {
+    throw new ResourceEncodeError(typeUrl, field, (err as Error).message);
+  }
+  const w = protobuf.Writer.create();
+  w.uint32((f.id << 3) | 2).uint32(bytes.length);
+  return Buffer.concat([w.finish(), bytes]);
+}
+
+/**
+ * A resource written as its head (every field but `field`) followed by the
+ * entries of its repeated field `field`, each from encodeItem: protobuf
+ * accepts fields in any order and concatenates repeated ones, so this is the
+ * whole message, and entries shared with other resources are not copied.
+ */
+export function encodeComposite(
+  typeUrl: string,
+  head: Record<string, unknown>,
+  field: string,
+  entries: readonly Buffer[],
+): EncodedResource {
+  if (field in head)
+    throw new ResourceEncodeError(typeUrl, field, 'the items go in entries, not in the head');
+  const base = encodeResource(typeUrl, head);
+  const parts = [base.value, ...entries];
+  return {
+    typeUrl,
+    name: base.name,
+    version: contentVersion(parts),
+    get value() {
+      return Buffer.concat(parts);
+    },
+    parts,
+  };
+}
+
 /** Decodes an Any payload to an object with proto field names; nested Anys get an '@type'. */
 export function decodeResource(typeUrl: string, value: Uint8Array): Record<string, unknown> {
   const type = messageType(typeUrl);

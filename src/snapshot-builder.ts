@@ -3,7 +3,14 @@
 // The only module that imports the registry, the translator and xds together.
 import { createHash } from 'node:crypto';
 import { stringify as toYaml } from 'yaml';
-import { decodeResource, type EncodedResource, encodeOverlay, encodeResource } from '../envoy-protos';
+import {
+  decodeResource,
+  type EncodedResource,
+  encodeComposite,
+  encodeItem,
+  encodeOverlay,
+  encodeResource,
+} from '../envoy-protos';
 import type { Logger } from './log';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
@@ -476,9 +483,13 @@ export class SnapshotBuilder {
   }
 }
 
+/** Encoded items of composite resources, by item (see MeshTranslator.compositeOf). */
+const itemEntries = new WeakMap<Obj, Buffer>();
+
 /**
  * Encodes a translated object once (memoized by identity); one made of a
- * shared base and a few fields of its own encodes the base once for all.
+ * shared base and a few fields of its own encodes the base once for all, and
+ * one made of shared items encodes each item once for all.
  */
 function encodeWith(
   translator: MeshTranslator,
@@ -489,8 +500,19 @@ function encodeWith(
 ): EncodedResource {
   let e = memo.get(o);
   if (e) return e;
+  const composite = translator.compositeOf(o);
   const composed = translator.overlayOf(o);
-  if (composed) {
+  if (composite) {
+    const entries = composite.items.map((item) => {
+      let b = itemEntries.get(item);
+      if (!b) {
+        b = encodeItem(typeUrl, composite.field, item);
+        itemEntries.set(item, b);
+      }
+      return b;
+    });
+    e = encodeComposite(typeUrl, composite.head, composite.field, entries);
+  } else if (composed) {
     for (const k of Object.keys(composed.overlay))
       if (k in composed.base)
         throw new Error(`overlay field ${k} is also in the base of ${typeUrl} ${o.name}`);

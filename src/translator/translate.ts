@@ -107,6 +107,27 @@ const EVERYTHING: View = { key: '' };
 
 /** Resources made of a shared base and fields of their own (see overlayOf); by identity. */
 const overlays = new WeakMap<Obj, { base: Obj; overlay: Obj }>();
+const composites = new WeakMap<Obj, { head: Obj; field: string; items: readonly Obj[] }>();
+
+/** The virtual host of a route configuration that answers hosts outside the proxy's view. */
+const NOT_IN_VIEW: Obj = {
+  name: 'not-in-view',
+  domains: ['*'],
+  routes: [
+    {
+      name: 'not-in-view',
+      match: { prefix: '/' },
+      direct_response: {
+        status: 404,
+        body: {
+          inline_string:
+            'meshplane: no service this proxy may call answers this Host ' +
+            "(its Service's spec.calls and the callees' AuthorizationPolicies decide)\n",
+        },
+      },
+    },
+  ],
+};
 
 /** The same items (by identity) in the same order; a missing list is empty. */
 function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
@@ -138,6 +159,8 @@ export class MeshTranslator {
     | undefined;
   private inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
   private routeMemo = new Map<string, Obj>();
+  /** Virtual hosts by port and service: one object for every route configuration that has it. */
+  private vhostMemo = new Map<string, Obj>();
   /** Endpoint lists per view and, when some policy fails over by locality, the caller's locality. */
   private readonly endpointViews = new Map<string, Obj[]>();
   private readonly anyFailover: boolean;
@@ -193,6 +216,7 @@ export class MeshTranslator {
       this.listenerMemo = prev.listenerMemo;
       this.inboundMemo = prev.inboundMemo;
       this.routeMemo = prev.routeMemo;
+      this.vhostMemo = prev.vhostMemo;
       this.sharedClusters = prev.sharedClusters;
       this.viewsByCaller = prev.viewsByCaller;
       this.viewsByKey = prev.viewsByKey;
@@ -277,6 +301,18 @@ export class MeshTranslator {
    */
   overlayOf(o: Obj): { readonly base: Obj; readonly overlay: Obj } | undefined {
     return overlays.get(o);
+  }
+
+  /**
+   * For a resource whose repeated field is made of items shared with other
+   * resources (a route configuration's virtual hosts, one per service, in
+   * every view that has the service): the rest, the field, and the items, so
+   * that each item is encoded once for all.
+   */
+  compositeOf(
+    o: Obj,
+  ): { readonly head: Obj; readonly field: string; readonly items: readonly Obj[] } | undefined {
+    return composites.get(o);
   }
 
   /** Forgets what was kept of the earlier translation for comparison. */
@@ -807,45 +843,35 @@ export class MeshTranslator {
     if (memo) return memo;
     const all = this.portPlan.get(port)?.http ?? [];
     const services = view.services ? all.filter((svc) => view.services!.has(svc.name)) : all;
-    const vhosts: Obj[] = services.map((svc) => {
-      const domains = [svc.name, `${svc.name}:${port}`, `${svc.name}.mesh`, `${svc.name}.mesh:${port}`];
-      // The only service on its port also answers any Host (e.g. localhost:port).
-      if (all.length === 1) domains.push('*');
-      const routes: Obj[] = [];
-      for (const tr of this.snapshot.routesByService.get(svc.name) ?? []) {
-        for (const rule of tr.spec.http) routes.push(this.route(svc, rule));
-      }
-      routes.push({
-        name: 'default',
-        match: { prefix: '/' },
-        route: { cluster: outboundClusterName(svc.name, port) },
-      });
-      return { name: svc.name, domains, routes };
-    });
-    if (services.length < all.length) {
-      // Outside the view: say so rather than a bare 404 from Envoy.
-      vhosts.push({
-        name: 'not-in-view',
-        domains: ['*'],
-        routes: [
-          {
-            name: 'not-in-view',
-            match: { prefix: '/' },
-            direct_response: {
-              status: 404,
-              body: {
-                inline_string:
-                  'meshplane: no service this proxy may call answers this Host ' +
-                  "(its Service's spec.calls and the callees' AuthorizationPolicies decide)\n",
-              },
-            },
-          },
-        ],
-      });
-    }
-    const rc: Obj = { name: outboundRouteName(port), virtual_hosts: vhosts, validate_clusters: wrap(false) };
+    const vhosts = services.map((svc) => this.virtualHost(svc, port, all.length === 1));
+    // Outside the view: say so rather than a bare 404 from Envoy.
+    if (services.length < all.length) vhosts.push(NOT_IN_VIEW);
+    const head: Obj = { name: outboundRouteName(port), validate_clusters: wrap(false) };
+    const rc: Obj = { name: head.name, virtual_hosts: vhosts, validate_clusters: head.validate_clusters };
+    composites.set(rc, { head, field: 'virtual_hosts', items: vhosts });
     this.routeMemo.set(memoKey, rc);
     return rc;
+  }
+
+  private virtualHost(svc: Service, port: number, onlyOne: boolean): Obj {
+    const key = `${port}|${svc.name}`;
+    let vh = this.vhostMemo.get(key);
+    if (vh) return vh;
+    const domains = [svc.name, `${svc.name}:${port}`, `${svc.name}.mesh`, `${svc.name}.mesh:${port}`];
+    // The only service on its port also answers any Host (e.g. localhost:port).
+    if (onlyOne) domains.push('*');
+    const routes: Obj[] = [];
+    for (const tr of this.snapshot.routesByService.get(svc.name) ?? []) {
+      for (const rule of tr.spec.http) routes.push(this.route(svc, rule));
+    }
+    routes.push({
+      name: 'default',
+      match: { prefix: '/' },
+      route: { cluster: outboundClusterName(svc.name, port) },
+    });
+    vh = { name: svc.name, domains, routes };
+    this.vhostMemo.set(key, vh);
+    return vh;
   }
 
   private route(svc: Service, rule: TrafficRoute['spec']['http'][number]): Obj {

@@ -1,8 +1,15 @@
 // Assembled responses decode exactly like the regular serializer's output.
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { encodeOverlay, encodeResource, loadAdsPackageDefinition } from '../../envoy-protos';
-import { CLUSTER_TYPE, LISTENER_TYPE } from '../../src/xds';
+import {
+  decodeResource,
+  encodeComposite,
+  encodeItem,
+  encodeOverlay,
+  encodeResource,
+  loadAdsPackageDefinition,
+} from '../../envoy-protos';
+import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds';
 import { AssembledResponse, assemblingSerializer, deltaEntry, sotwEntry } from '../../src/xds/wire';
 
 describe('xds: assembled responses', () => {
@@ -91,5 +98,29 @@ describe('xds: assembled responses', () => {
       [a, b].map(sotwEntry),
       [a, b].map((r) => ({ type_url: LISTENER_TYPE, value: r.value })),
     );
+  });
+
+  it('a resource made of shared items (route configurations of virtual hosts) is the whole message, items not copied', () => {
+    const vhost = (name: string) => ({
+      name,
+      domains: [name, `${name}:9000`],
+      routes: [{ match: { prefix: '/' }, route: { cluster: `outbound|9000||${name}` } }],
+    });
+    const items = ['a', 'b'].map((n) => encodeItem(ROUTE_TYPE, 'virtual_hosts', vhost(n)));
+    const head = { name: 'outbound|9000', validate_clusters: { value: false } };
+    const composite = encodeComposite(ROUTE_TYPE, head, 'virtual_hosts', items);
+    const whole = encodeResource(ROUTE_TYPE, { ...head, virtual_hosts: [vhost('a'), vhost('b')] });
+    assert.equal(composite.name, 'outbound|9000');
+    assert.equal(composite.value.length, whole.value.length);
+    assert.deepEqual(decodeResource(ROUTE_TYPE, composite.value), decodeResource(ROUTE_TYPE, whole.value));
+    assert.ok(composite.parts?.includes(items[1]));
+    // Same parts, same version; other items, another version.
+    assert.equal(encodeComposite(ROUTE_TYPE, head, 'virtual_hosts', items).version, composite.version);
+    assert.notEqual(
+      encodeComposite(ROUTE_TYPE, head, 'virtual_hosts', [items[0]]).version,
+      composite.version,
+    );
+    assert.throws(() => encodeItem(ROUTE_TYPE, 'name', {}), /not a repeated field/);
+    assert.throws(() => encodeItem(ROUTE_TYPE, 'virtual_hosts', { nmae: 'x' }), /nmae/);
   });
 });
