@@ -58,6 +58,9 @@ export function instanceFromNode(
   return { ok: true, value: r.value[0] as Instance };
 }
 
+/** How long registrations gather before they are written together. */
+const REGISTRATION_BATCH_MS = 20;
+
 export class InstanceLifecycle {
   private readonly lastSeen = new Map<string, number>();
   private readonly graceTimers = new Map<string, NodeJS.Timeout>();
@@ -75,6 +78,7 @@ export class InstanceLifecycle {
   private readonly indexed: Promise<void>;
   private unwatch: (() => void) | undefined;
   private closed = false;
+  private batchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: InstanceLifecycleOptions) {
     this.now = o.now ?? Date.now;
@@ -147,9 +151,9 @@ export class InstanceLifecycle {
   }
 
   /**
-   * Registrations of the same turn of the event loop go to the store in one
-   * write (a thousand sidecars connecting at once make one transaction, not a
-   * thousand); when that write fails, each is retried alone so that one bad
+   * Registrations of the same 20 ms go to the store in one write (a thousand
+   * sidecars connecting at once make a few transactions, each one fsync, not
+   * a thousand); when that write fails, each is retried alone so that one bad
    * registration does not hold back the others.
    */
   private register(nodeId: string, inst: Instance): Promise<void> {
@@ -163,13 +167,15 @@ export class InstanceLifecycle {
           resolve();
         },
       });
-      if (this.batch.size === 1) setImmediate(() => void this.flushRegistrations());
+      if (this.batch.size === 1)
+        this.batchTimer = setTimeout(() => void this.flushRegistrations(), REGISTRATION_BATCH_MS);
     });
   }
 
   private async flushRegistrations(): Promise<void> {
     const batch = [...this.batch.values()];
     this.batch.clear();
+    this.batchTimer = undefined;
     const report = (b: (typeof batch)[number], action: string | undefined) =>
       this.o.log[action === 'unchanged' ? 'debug' : 'info'](
         { nodeId: b.nodeId, instance: b.inst.name, action },
@@ -271,5 +277,9 @@ export class InstanceLifecycle {
     clearTimeout(this.orphanSweep);
     for (const t of this.graceTimers.values()) clearTimeout(t);
     this.graceTimers.clear();
+    // Registrations not yet written are dropped with the server (sidecars register again on reconnect).
+    clearTimeout(this.batchTimer);
+    for (const b of this.batch.values()) b.done();
+    this.batch.clear();
   }
 }
