@@ -47,7 +47,7 @@ export interface SnapshotBuilderOptions {
   /** Workload certificates; without it proxies get no secrets (mTLS cannot work). */
   readonly certs?: CertManager;
   readonly log: Logger;
-  /** Wait this long after the last change before building (default 5 ms)... */
+  /** Wait this long after the last change before building (default 2 ms)... */
   readonly quietMs?: number;
   /** ...but never longer than this after the first one (default 100 ms). */
   readonly maxDelayMs?: number;
@@ -359,7 +359,7 @@ export class SnapshotBuilder {
     if (this.recentChanges.length > 10) this.recentChanges.shift();
     const churn = this.recentChanges.length === 10 && now - this.recentChanges[0] <= 1_000;
     const maxDelay = this.o.maxDelayMs ?? 100;
-    const quiet = churn ? maxDelay : (this.o.quietMs ?? 5);
+    const quiet = churn ? maxDelay : (this.o.quietMs ?? 2);
     const wait = Math.max(0, Math.min(quiet, this.firstPendingAt + maxDelay - now));
     this.timer = setTimeout(() => this.flush(), wait);
   }
