@@ -378,6 +378,13 @@ export class SnapshotBuilder {
     this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()), previous);
     const mesh = this.translator.snapshot.mesh.spec;
     this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
+    // A service with instances will have sidecars: its identity is issued now, in the background,
+    // not when the first of them connects (a connect storm then waits for no key generation).
+    if (this.o.certs) {
+      const snapshot = this.translator.snapshot;
+      for (const service of snapshot.instancesByService.keys())
+        if (snapshot.services.has(service)) this.o.certs.ensure(service);
+    }
     // Encoded bytes are shared by every proxy that gets the same object, in this build and in later
     // ones that reuse the object (weakly held: they go with the translation that made them).
     this.warnings = new Map();

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { silentLogger } from '../src/log';
 import { validateDocuments } from '../src/model';
 import { createSqliteStore, type SqliteStore } from '../src/registry';
+import { MeshCa } from '../src/sds/ca';
+import { CertManager } from '../src/sds/certs';
 import { SnapshotBuilder } from '../src/snapshot-builder';
 import { type ProxyStatus, type TypeUrl, XdsCache } from '../src/xds';
 import { eventually } from './support/eventually';
@@ -110,5 +112,45 @@ describe('snapshot builder: push pipeline', () => {
     const pushes = heard.get('pb')!.length;
     assert.ok(pushes <= windows, `${pushes} pushes for ${windows} windows of 50 ms`);
     assert.ok(pushes < 22, `${pushes} pushes for 30 changes`);
+  });
+});
+
+describe('snapshot builder: workload identities', () => {
+  it('issues a certificate for each service with instances before any of its sidecars connects', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-certs-'));
+    const store = createSqliteStore({ dataDir: dir });
+    const certs = new CertManager({
+      ca: await MeshCa.generate('mesh.local', new Date()),
+      log: silentLogger,
+      onIssued: () => {},
+    });
+    const builder = new SnapshotBuilder({ store, cache: new XdsCache(), certs, log: silentLogger });
+    try {
+      const docs = validateDocuments([
+        { kind: 'Service', name: 'with-instances', spec: { port: 9001 } },
+        { kind: 'Service', name: 'without', spec: { port: 9002 } },
+        {
+          kind: 'Instance',
+          name: 'w-0',
+          spec: { service: 'with-instances', address: '127.0.0.1', port: 15006 },
+        },
+        {
+          kind: 'Instance',
+          name: 'orphan-0',
+          spec: { service: 'nosuch', address: '127.0.0.2', port: 15006 },
+        },
+      ]);
+      assert.ok(docs.ok);
+      await store.apply(docs.value);
+      await builder.start();
+      await eventually(() => assert.ok(certs.get('with-instances'), 'no certificate yet'));
+      assert.equal(certs.get('without'), undefined);
+      assert.equal(certs.get('nosuch'), undefined);
+    } finally {
+      builder.stop();
+      certs.close();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
