@@ -328,6 +328,8 @@ export class SnapshotBuilder {
 
   proxyDisconnected(nodeId: string, isBack: () => boolean): void {
     if (isBack()) return;
+    const identity = this.proxies.get(nodeId);
+    if (identity) this.translator.forget(identity);
     this.proxies.delete(nodeId);
     this.o.cache.delete(nodeId);
   }

@@ -315,6 +315,25 @@ export class MeshTranslator {
     return composites.get(o);
   }
 
+  /**
+   * Forgets what was made for one sidecar alone (its listeners at its own
+   * address, its inbound side), once it is gone for good: these memos are
+   * taken over build after build, and would otherwise keep every sidecar ever
+   * seen. Another sidecar at the same address just gets them made again.
+   */
+  forget(proxy: ProxyIdentity): void {
+    const service = proxy.service ?? proxy.nodeId;
+    for (const [port, plan] of this.portPlan) {
+      this.listenerMemo.delete(`http|${port}|${proxy.outboundAddress}|${service}`);
+      if (plan.tcp) this.listenerMemo.delete(`tcp|${plan.tcp.name}|${proxy.outboundAddress}`);
+    }
+    if (proxy.service && proxy.inboundPort && proxy.appPort) {
+      const key = `${proxy.service}|${proxy.inboundPort}|${proxy.appPort}|${proxy.appAddress}`;
+      this.listenerMemo.delete(`inbound|${key}|${proxy.address}`);
+      this.inboundMemo.delete(key);
+    }
+  }
+
   /** Forgets what was kept of the earlier translation for comparison. */
   release(): void {
     this.previousShared = undefined;

@@ -99,6 +99,22 @@ describe('translator: taking over an earlier translation', () => {
     }
   });
 
+  it('forgets what was made for one sidecar alone once it is gone; the next translation makes it again', () => {
+    const objs = docs();
+    const t1 = new MeshTranslator(buildMeshSnapshot(1, objs));
+    const before = t1.translate(proxies[0]);
+    const t2 = new MeshTranslator(buildMeshSnapshot(2, objs), t1);
+    const kept = t2.translate(proxies[0]);
+    for (const [i, l] of before.listeners.entries()) assert.ok(same(l, kept.listeners[i]), 'taken over');
+    t2.forget(proxies[0]);
+    const again = t2.translate(proxies[0]);
+    assert.deepEqual(again, kept);
+    for (const [i, l] of kept.listeners.entries()) assert.ok(!same(l, again.listeners[i]), 'made again');
+    // The other sidecar's are untouched.
+    const other = t1.translate(proxies[1]);
+    assert.ok(same(t2.translate(proxies[1]).listeners[0], other.listeners[0]));
+  });
+
   it('outbound listeners of one service differ only in their address: one shared base', () => {
     const t = new MeshTranslator(buildMeshSnapshot(1, docs()));
     const at = (address: string) =>
