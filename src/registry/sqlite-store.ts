@@ -615,7 +615,9 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO changes (revision, kind, name, op, object) VALUES (?, ?, ?, ?, ?)',
     ),
     changeBounds: db.prepare<[], { minSeq: number | null; maxSeq: number | null }>(
-      'SELECT min(seq) AS minSeq, max(seq) AS maxSeq FROM changes',
+      // Two subqueries: SQLite answers a lone min() or max() from the index, but both in one
+      // SELECT scan the whole table (every write pays for it).
+      'SELECT (SELECT min(seq) FROM changes) AS minSeq, (SELECT max(seq) FROM changes) AS maxSeq',
     ),
     revisionAtOrBelowSeq: db.prepare<[number], { revision: number }>(
       'SELECT revision FROM changes WHERE seq <= ? ORDER BY seq DESC LIMIT 1',
