@@ -24,6 +24,7 @@ import type {
 } from './lib/messages';
 import {
   countOccurrences,
+  deltaAck,
   intern,
   parseDeltaResponse,
   parseSotwResponse,
@@ -476,7 +477,9 @@ class SimProxy {
     const node = this.sentNode ? undefined : nodeOf(this.spec);
     this.sentNode = true;
     let buf: Buffer;
-    if (this.protocol === 'delta') {
+    if (this.protocol === 'delta' && !node && !o.subscribe?.length && !o.unsubscribe?.length) {
+      buf = deltaAck(typeUrl, o.nonce ?? '');
+    } else if (this.protocol === 'delta') {
       buf = encode(DeltaRequest, {
         ...(node ? { node } : {}),
         type_url: typeUrl,

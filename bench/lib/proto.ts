@@ -289,3 +289,29 @@ export function stringFieldBytes(field: number, value: string): Buffer {
   if (body.length > 127 || field > 15) throw new Error('marker string too long');
   return Buffer.concat([Buffer.from([(field << 3) | LEN, body.length]), body]);
 }
+
+/**
+ * A Delta ACK (the most frequent request by far): DeltaDiscoveryRequest with only
+ * type_url = 2 and response_nonce = 6, written directly (as protobufjs would).
+ */
+const ackPrefixes = new Map<string, Buffer>();
+export function deltaAck(typeUrl: string, nonce: string): Buffer {
+  let prefix = ackPrefixes.get(typeUrl);
+  if (!prefix) {
+    prefix = lenField(2, Buffer.from(typeUrl, 'utf8'));
+    ackPrefixes.set(typeUrl, prefix);
+  }
+  return nonce ? Buffer.concat([prefix, lenField(6, Buffer.from(nonce, 'utf8'))]) : prefix;
+}
+
+function lenField(field: number, payload: Buffer): Buffer {
+  const head: number[] = [(field << 3) | 2];
+  for (let n = payload.length; ; n = Math.floor(n / 128)) {
+    if (n < 0x80) {
+      head.push(n);
+      break;
+    }
+    head.push((n & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.from(head), payload]);
+}
