@@ -1270,7 +1270,10 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   log(
     `meshplane bench ${runId}: scenarios ${o.scenarios.join(' ')}; ${o.services} services x ${o.instances} instances; ` +
-      `${o.proxies} proxies (${o.protocol}); ${o.insecureXds ? '--insecure-xds' : 'bootstrap tokens per service'}; ` +
+      `${[
+        ...(o.scenarios.some((x) => x !== 'S5') ? [`${o.proxies} proxies`] : []),
+        ...(o.scenarios.includes('S5') ? [`S5 ${o.s5Proxies} proxies`] : []),
+      ].join(', ')} (${o.protocol}); ${o.insecureXds ? '--insecure-xds' : 'bootstrap tokens per service'}; ` +
       `logs ${path.relative(REPO, logDir)}`,
   );
   const shape: MeshShape = { services: o.services, instancesPerService: o.instances };
