@@ -207,16 +207,25 @@ export function encodeOverlay(base: EncodedResource, overlay: Record<string, unk
   } catch (err) {
     throw new ResourceEncodeError(base.typeUrl, '', (err as Error).message);
   }
-  const parts = [...(base.parts ?? [base.value]), Buffer.from(extra)];
+  return fromParts(
+    base.typeUrl,
+    base.name,
+    [...(base.parts ?? [base.value]), Buffer.from(extra)],
+    base.warms,
+  );
+}
+
+/** A resource whose bytes are `parts` one after the other, joined only when `value` is read. */
+function fromParts(typeUrl: string, name: string, parts: readonly Buffer[], warms?: string): EncodedResource {
   return {
-    typeUrl: base.typeUrl,
-    name: base.name,
+    typeUrl,
+    name,
     version: contentVersion(parts),
     get value() {
       return Buffer.concat(parts);
     },
     parts,
-    warms: base.warms,
+    warms,
   };
 }
 
@@ -260,16 +269,7 @@ export function encodeComposite(
   if (field in head)
     throw new ResourceEncodeError(typeUrl, field, 'the items go in entries, not in the head');
   const base = encodeResource(typeUrl, head);
-  const parts = [base.value, ...entries];
-  return {
-    typeUrl,
-    name: base.name,
-    version: contentVersion(parts),
-    get value() {
-      return Buffer.concat(parts);
-    },
-    parts,
-  };
+  return fromParts(typeUrl, base.name, [base.value, ...entries]);
 }
 
 /** Decodes an Any payload to an object with proto field names; nested Anys get an '@type'. */

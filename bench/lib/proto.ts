@@ -42,29 +42,36 @@ export function eachLenField(
   const c = { pos: start };
   while (c.pos < end) {
     const key = varint(buf, c);
-    const field = Math.floor(key / 8);
-    const wire = key & 7;
-    switch (wire) {
-      case VARINT:
-        varint(buf, c);
-        break;
-      case I64:
-        c.pos += 8;
-        break;
-      case I32:
-        c.pos += 4;
-        break;
-      case LEN: {
-        const len = varint(buf, c);
-        const s = c.pos;
-        c.pos += len;
-        if (c.pos > end) throw new ProtoError('truncated field');
-        onField(field, s, c.pos);
-        break;
-      }
-      default:
-        throw new ProtoError(`unsupported wire type ${wire}`);
+    const s = skipValue(buf, c, key & 7);
+    if (s < 0) continue;
+    if (c.pos > end) throw new ProtoError('truncated field');
+    onField(Math.floor(key / 8), s, c.pos);
+  }
+}
+
+/**
+ * Moves `c` past one field's value of wire type `wire`; for a length-delimited
+ * one returns where its payload starts (-1 for the others).
+ */
+function skipValue(buf: Uint8Array, c: { pos: number }, wire: number): number {
+  switch (wire) {
+    case VARINT:
+      varint(buf, c);
+      return -1;
+    case I64:
+      c.pos += 8;
+      return -1;
+    case I32:
+      c.pos += 4;
+      return -1;
+    case LEN: {
+      const len = varint(buf, c);
+      const start = c.pos;
+      c.pos += len;
+      return start;
     }
+    default:
+      throw new ProtoError(`unsupported wire type ${wire}`);
   }
 }
 
@@ -76,15 +83,7 @@ export function withoutField(buf: Buffer, start: number, end: number, drop: numb
   while (c.pos < end) {
     const at = c.pos;
     const key = varint(buf, c);
-    const wire = key & 7;
-    if (wire === VARINT) varint(buf, c);
-    else if (wire === I64) c.pos += 8;
-    else if (wire === I32) c.pos += 4;
-    else if (wire === LEN) {
-      const len = varint(buf, c);
-      c.pos += len;
-    } else throw new ProtoError(`unsupported wire type ${wire}`);
-    if (wire === LEN && Math.floor(key / 8) === drop) {
+    if (skipValue(buf, c, key & 7) >= 0 && Math.floor(key / 8) === drop) {
       keep.push(buf.subarray(from, at));
       from = c.pos;
     }
@@ -157,20 +156,13 @@ function fields123(buf: Buffer, start: number, end: number, out: Int32Array): vo
   const c = { pos: start };
   while (c.pos < end) {
     const key = varint(buf, c);
-    const wire = key & 7;
-    if (wire === VARINT) varint(buf, c);
-    else if (wire === I64) c.pos += 8;
-    else if (wire === I32) c.pos += 4;
-    else if (wire === LEN) {
-      const len = varint(buf, c);
-      const field = Math.floor(key / 8);
-      if (field >= 1 && field <= 3) {
-        out[2 * (field - 1)] = c.pos;
-        out[2 * (field - 1) + 1] = c.pos + len;
-      }
-      c.pos += len;
-    } else throw new ProtoError(`unsupported wire type ${wire}`);
+    const s = skipValue(buf, c, key & 7);
     if (c.pos > end) throw new ProtoError('truncated field');
+    const field = Math.floor(key / 8);
+    if (s >= 0 && field >= 1 && field <= 3) {
+      out[2 * (field - 1)] = s;
+      out[2 * (field - 1) + 1] = c.pos;
+    }
   }
 }
 

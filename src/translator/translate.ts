@@ -381,8 +381,9 @@ export class MeshTranslator {
    */
   private view(proxy: Pick<ProxyIdentity, 'service'>): View {
     const caller = proxy.service;
-    const svc = caller === undefined ? undefined : this.snapshot.services.get(caller);
-    if (!svc || caller === undefined) return EVERYTHING;
+    if (caller === undefined) return EVERYTHING;
+    const svc = this.snapshot.services.get(caller);
+    if (!svc) return EVERYTHING;
     let v = this.viewsByCaller.get(caller);
     if (v) return v;
     const s = this.snapshot;
@@ -402,12 +403,9 @@ export class MeshTranslator {
       }
       const refused = [...this.guarded].filter((n) => (!names || names.has(n)) && !this.admits(n, caller));
       if (!names) {
-        v = refused.length === 0 ? EVERYTHING : { key: `-${refused.sort().join(',')}` };
-        if (refused.length > 0) {
-          const all = new Set(s.services.keys());
-          for (const n of refused) all.delete(n);
-          v = { key: v.key, services: all };
-        }
+        const all = new Set(s.services.keys());
+        for (const n of refused) all.delete(n);
+        v = refused.length === 0 ? EVERYTHING : { key: `-${refused.sort().join(',')}`, services: all };
       } else {
         for (const n of refused) names.delete(n);
         v = { key: `+${[...names].sort().join(',')}`, services: names };

@@ -60,14 +60,14 @@ export interface AdsServerOptions {
   readonly maxReceiveMessageBytes?: number;
 }
 
+/** The accept queue asked for (the kernel caps it at net.core.somaxconn). */
+const ACCEPT_BACKLOG = 4_096;
+
 /**
  * Events: 'connect' (status: ProxyStatus), 'disconnect' (status), 'ack'
  * (status, typeUrl, version), 'nack' (status, typeUrl, NackRecord), 'push'
  * (status, typeUrl, SentRecord).
  */
-/** The accept queue asked for (the kernel caps it at net.core.somaxconn). */
-const ACCEPT_BACKLOG = 4_096;
-
 export class AdsServer extends EventEmitter {
   private readonly grpcServer: grpc.Server;
   private readonly streams = new Set<AdsStream>();
