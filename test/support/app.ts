@@ -36,7 +36,11 @@ export function startTestApp(o: TestAppOptions): Promise<TestApp> {
     req.resume();
     req.on('end', () => (behaviour.delayMs ? setTimeout(send, behaviour.delayMs) : send()));
   });
-  server.keepAliveTimeout = 1_000;
+  // Longer than any test: a sidecar keeps its connections to the app open (Envoy's upstream idle
+  // timeout is an hour) and one per worker thread, so an app that closes idle ones (1 s here before)
+  // races a request the sidecar sends on one just as it closes: a rare 503 "connection termination"
+  // that has nothing to do with what a test checks. close() ends every connection itself.
+  server.keepAliveTimeout = 120_000;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 0, o.address, () => {
