@@ -7,6 +7,8 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: object): Logger;
+  /** pino's: lets a hot path skip building a record nobody will see. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** Discards everything: the default for library use and tests. */
@@ -17,5 +19,8 @@ export const silentLogger: Logger = {
   error() {},
   child() {
     return silentLogger;
+  },
+  isLevelEnabled() {
+    return false;
   },
 };

@@ -176,12 +176,18 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   const snapshots = builder;
   // Registered first: a connecting proxy's resources must be in the cache before its first answer.
   ads.on('connect', (p: ProxyStatus) => snapshots.proxyConnected(p));
+  // Per-type children bound once: every push and every ACK counts, a thousand per change.
+  const byType = <T>(child: (type: string) => T) =>
+    new Map(Object.entries(SHORT_NAMES).map(([t, type]) => [t as TypeUrl, child(type)]));
+  const pushesOf = byType((type) => m.pushes.labels({ type }));
+  const pushLatencyOf = byType((type) => m.pushLatency.labels({ type }));
+  const acksOf = byType((type) => m.acks.labels({ type }));
   ads.on('push', (_p: ProxyStatus, typeUrl: TypeUrl, _sent: unknown, latencyMs?: number) => {
-    m.pushes.inc({ type: SHORT_NAMES[typeUrl] });
-    if (latencyMs !== undefined) m.pushLatency.observe({ type: SHORT_NAMES[typeUrl] }, latencyMs / 1000);
+    pushesOf.get(typeUrl)?.inc();
+    if (latencyMs !== undefined) pushLatencyOf.get(typeUrl)?.observe(latencyMs / 1000);
   });
   ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl) => {
-    m.acks.inc({ type: SHORT_NAMES[typeUrl] });
+    acksOf.get(typeUrl)?.inc();
     if (proxySyncState(p) === 'SYNCED') changes.proxySynced(p.nodeId);
   });
   ads.on('nack', (p: ProxyStatus, typeUrl: TypeUrl, nack: NackRecord) => {

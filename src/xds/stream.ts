@@ -27,7 +27,7 @@ import {
   type TypeUrl,
 } from './type-urls';
 import { resourceHash, resourcesVersion, VersionMap, VersionSum } from './version';
-import { AssembledResponse, deltaEntry, sotwEntry } from './wire';
+import { AssembledResponse, deltaEntry, deltaHead, sotwEntry, sotwHead } from './wire';
 
 /** A server-side ADS call, SotW or Delta. */
 export type AdsCall = grpc.ServerDuplexStream<
@@ -134,12 +134,20 @@ interface TypeState {
   force: Set<string>;
 }
 
+/**
+ * A Delta response not yet ACKed, with what a NACK must undo (rule 4.7). Arrays,
+ * not maps: in a connect storm every proxy has a response of a thousand
+ * clusters and one of a thousand CLAs in flight at once.
+ */
 interface DeltaInflight {
   readonly version: string;
   readonly sentAt: number;
-  readonly sent: ReadonlyMap<string, string>;
-  /** name -> what the client held before (undefined: nothing). */
-  readonly prev: ReadonlyMap<string, string | undefined>;
+  readonly sent: readonly EncodedResource[];
+  /** What the client held before each of `sent` (undefined: nothing). */
+  readonly sentPrev: readonly (string | undefined)[];
+  readonly removed: readonly string[];
+  /** What the client held before each of `removed`. */
+  readonly removedPrev: readonly (string | undefined)[];
 }
 
 /** Marks a resource whose state on the client is unknown after a NACK: any version differs. */
@@ -185,9 +193,12 @@ export abstract class AdsStream {
   protected node: Node__Output | undefined;
   protected proxyStatus: ProxyStatus | undefined;
   protected readonly log: Logger;
+  /** Debug logging is on: only then are the per-request and per-response records built. */
+  private readonly debug: boolean;
   private nonceCounter = 0;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
   private unwatch: (() => void) | undefined;
   private readonly closeHandlers: (() => void)[] = [];
   /** Requests received and not yet handled (they are handled in the stream's turn). */
@@ -201,6 +212,7 @@ export abstract class AdsStream {
     private readonly identify: Identify,
   ) {
     this.log = ctx.log.child({ peer: call.getPeer() });
+    this.debug = this.log.isLevelEnabled?.('debug') ?? true;
     call.on('data', (req) => {
       if (this.closed) return;
       this.inbox.push(req);
@@ -301,7 +313,7 @@ export abstract class AdsStream {
         );
         return;
       }
-      {
+      if (this.debug) {
         const d = req as Partial<DeltaDiscoveryRequest__Output & DiscoveryRequest__Output>;
         this.log.debug(
           {
@@ -593,33 +605,38 @@ export abstract class AdsStream {
     for (const n of [...eds.awaitingWarm.keys()]) if (!all.has(n)) eds.awaitingWarm.delete(n);
   }
 
+  /**
+   * Runs pump() again at `at` (a gate or a NACK back-off ends). A timer that is
+   * due sooner is kept: pump() then finds nothing due yet and schedules again.
+   * So a push does not replace a timer per stream each time (they are all
+   * `gateTimeoutMs` ahead), and at most one fires per stream per that interval.
+   */
   private schedule(at: number): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
     if (!Number.isFinite(at) || this.closed) return;
-    const anyDirty = [...this.types.values()].some((s) => s.subscribed && s.dirty);
+    if (this.timer && this.timerAt <= at) return;
+    let anyDirty = false;
+    for (const st of this.types.values()) if (st.subscribed && st.dirty) anyDirty = true;
     if (!anyDirty) return;
-    this.timer = setTimeout(() => this.pump(), Math.max(1, at - Date.now()));
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.pump();
+      },
+      Math.max(1, at - Date.now()),
+    );
     this.timer.unref();
   }
 
-  /** Sends a response: its header, then each resource's entry (encoded once, shared by every stream). */
+  /** Sends a response: its encoded header, then each resource's entry (encoded once, shared by every stream). */
   protected write(
-    head: DiscoveryResponse | DeltaDiscoveryResponse,
+    head: Buffer,
     resources: readonly EncodedResource[],
     entry: (r: EncodedResource) => Buffer | Buffer[],
+    describe: () => object,
   ): void {
-    const m = head as Partial<DeltaDiscoveryResponse & DiscoveryResponse>;
-    this.log.debug(
-      {
-        nodeId: this.nodeId,
-        typeUrl: m.type_url,
-        nonce: m.nonce,
-        resources: resources.slice(0, 20).map((r) => r.name),
-        removed: m.removed_resources,
-      },
-      'response',
-    );
+    if (this.debug) this.log.debug({ nodeId: this.nodeId, ...describe() }, 'response');
     this.call.write(
       new AssembledResponse(head, resources.map(entry)) as unknown as
         | DiscoveryResponse
@@ -751,7 +768,11 @@ export class SotwStream extends AdsStream {
       if (version === st.parkedVersion) return retained; // rule 2.6: never resend rejected content
     }
     const nonce = this.nextNonce();
-    this.write({ version_info: version, type_url: st.typeUrl, nonce }, [...desired.values()], sotwEntry);
+    this.write(sotwHead(version, st.typeUrl, nonce), [...desired.values()], sotwEntry, () => ({
+      typeUrl: st.typeUrl,
+      nonce,
+      resources: [...desired.keys()].slice(0, 20),
+    }));
     // Rule 5.3: clusters added or changed warm until their CLA arrives, even an unchanged one.
     if (st.typeUrl === CLUSTER_TYPE) {
       const pushed = [...desired.values()].filter((r) => st.sent.get(r.name)?.version !== r.version);
@@ -810,27 +831,29 @@ export class DeltaStream extends AdsStream {
         st.inflight.delete(req.response_nonce);
         if (req.error_detail) {
           // Rule 4.7: nothing of that response was surely accepted.
-          for (const [n, v] of inflight.sent) {
-            if (st.known.get(n) === v) st.known.set(n, UNKNOWN);
-            st.parked.set(n, v);
+          for (const r of inflight.sent) {
+            if (st.known.get(r.name) === r.version) st.known.set(r.name, UNKNOWN);
+            st.parked.set(r.name, r.version);
           }
-          for (const [n, prev] of inflight.prev) {
-            if (!inflight.sent.has(n) && !st.known.has(n) && prev !== undefined) st.known.set(n, prev);
-          }
+          inflight.removed.forEach((n, i) => {
+            const prev = inflight.removedPrev[i];
+            if (!st.known.has(n) && prev !== undefined) st.known.set(n, prev);
+          });
           st.fullScan = true;
           this.recordNack(
             st,
             inflight.version,
             req.response_nonce,
             { code: req.error_detail.code, message: req.error_detail.message },
-            [...inflight.sent.keys()],
+            inflight.sent.map((r) => r.name),
           );
         } else {
-          for (const n of inflight.sent.keys()) st.parked.delete(n);
+          if (st.parked.size > 0) for (const r of inflight.sent) st.parked.delete(r.name);
           this.recordAck(st, inflight.version, req.response_nonce);
         }
         // Responses may be pipelined: the type stays outstanding until the latest one is answered.
-        const latest = [...st.inflight].pop();
+        let latest: [string, DeltaInflight] | undefined;
+        for (const e of st.inflight) latest = e;
         if (latest) st.outstanding = { nonce: latest[0], sentAt: latest[1].sentAt };
       }
     }
@@ -913,25 +936,26 @@ export class DeltaStream extends AdsStream {
     st.force.clear();
     if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
 
-    const prev = new Map<string, string | undefined>();
-    const sent = new Map<string, string>();
-    for (const r of send) {
-      prev.set(r.name, st.known.get(r.name));
-      sent.set(r.name, r.version);
+    const sentPrev: (string | undefined)[] = new Array(send.length);
+    const removedPrev: (string | undefined)[] = new Array(removed.length);
+    const anyParked = st.parked.size > 0;
+    send.forEach((r, i) => {
+      sentPrev[i] = st.known.get(r.name);
       st.known.set(r.name, r);
-      st.parked.delete(r.name);
-    }
-    for (const n of removed) {
-      prev.set(n, st.known.get(n));
+      if (anyParked) st.parked.delete(r.name);
+    });
+    removed.forEach((n, i) => {
+      removedPrev[i] = st.known.get(n);
       st.known.delete(n);
-    }
+    });
     const version = st.known.version;
     const nonce = this.nextNonce();
-    this.write(
-      { system_version_info: version, type_url: st.typeUrl, nonce, removed_resources: removed },
-      send,
-      deltaEntry,
-    );
+    this.write(deltaHead(version, st.typeUrl, nonce, removed), send, deltaEntry, () => ({
+      typeUrl: st.typeUrl,
+      nonce,
+      resources: send.slice(0, 20).map((r) => r.name),
+      removed,
+    }));
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
       this.expectWarming(send, (eds, name) => {
@@ -942,7 +966,7 @@ export class DeltaStream extends AdsStream {
       });
     }
     if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, [...send.map((r) => r.name), ...removed]);
-    st.inflight.set(nonce, { version, sent, prev, sentAt: Date.now() });
+    st.inflight.set(nonce, { version, sent: send, sentPrev, removed, removedPrev, sentAt: Date.now() });
     this.recordSent(st, version, nonce, send.length);
     return retained;
   }

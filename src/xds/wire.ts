@@ -1,6 +1,6 @@
 // Responses assembled from bytes encoded once per resource. A proxy's response
-// is its small header (version, type URL, nonce, removed names) serialized as
-// usual, followed by the `resources` entries, each the same bytes for every
+// is its small header (version, type URL, nonce, removed names), encoded here,
+// followed by the `resources` entries, each the same bytes for every
 // proxy that gets that resource: protobuf allows a message's fields in any
 // order and concatenates repeated fields, so header + entries is the message.
 // Field numbers: envoy/service/discovery/v3/discovery.proto and
@@ -10,11 +10,58 @@ import type { EncodedResource } from '../../envoy-protos';
 /** A response whose resources are pre-encoded entries; the gRPC serializer concatenates. */
 export class AssembledResponse {
   constructor(
-    /** The response without its resources, for the regular serializer. */
-    readonly head: object,
+    /** The response's own fields, encoded (sotwHead, deltaHead). */
+    readonly head: Buffer,
     /** Complete `resources` field entries (tag, length, message), each one or more buffers. */
     readonly entries: readonly (Buffer | readonly Buffer[])[],
   ) {}
+}
+
+/** String fields (tag, value), an empty value left out as proto3 does. */
+function strings(fields: readonly (readonly [number, string])[]): Buffer {
+  let len = 0;
+  for (const [, v] of fields) {
+    if (v === '') continue;
+    const n = Buffer.byteLength(v, 'utf8');
+    len += 1 + varintLength(n) + n;
+  }
+  const out = Buffer.allocUnsafe(len);
+  let at = 0;
+  for (const [tag, v] of fields) {
+    if (v === '') continue;
+    out[at++] = tag;
+    at = writeVarint(out, at, Buffer.byteLength(v, 'utf8'));
+    at += out.write(v, at, 'utf8');
+  }
+  return out;
+}
+
+/** DiscoveryResponse without its resources: version_info = 1, type_url = 4, nonce = 5. */
+export function sotwHead(version: string, typeUrl: string, nonce: string): Buffer {
+  return strings([
+    [0x0a, version],
+    [0x22, typeUrl],
+    [0x2a, nonce],
+  ]);
+}
+
+/**
+ * DeltaDiscoveryResponse without its resources: system_version_info = 1,
+ * type_url = 4, nonce = 5, removed_resources = 6 (repeated: every name is kept).
+ */
+export function deltaHead(
+  version: string,
+  typeUrl: string,
+  nonce: string,
+  removed: readonly string[],
+): Buffer {
+  const head = strings([
+    [0x0a, version],
+    [0x22, typeUrl],
+    [0x2a, nonce],
+  ]);
+  if (removed.length === 0) return head;
+  return Buffer.concat([head, ...removed.map((n) => field(0x32, [n]))]);
 }
 
 function varintLength(n: number): number {
@@ -115,7 +162,6 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
 export function assemblingSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
   return (value) => {
     if (!(value instanceof AssembledResponse)) return serialize(value);
-    const head = serialize(value.head);
-    return Buffer.concat([head, ...value.entries.flat()]);
+    return Buffer.concat([value.head, ...value.entries.flat()]);
   };
 }

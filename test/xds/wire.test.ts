@@ -10,7 +10,14 @@ import {
   loadAdsPackageDefinition,
 } from '../../envoy-protos';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds';
-import { AssembledResponse, assemblingSerializer, deltaEntry, sotwEntry } from '../../src/xds/wire';
+import {
+  AssembledResponse,
+  assemblingSerializer,
+  deltaEntry,
+  deltaHead,
+  sotwEntry,
+  sotwHead,
+} from '../../src/xds/wire';
 
 describe('xds: assembled responses', () => {
   const pkg = grpc.loadPackageDefinition(loadAdsPackageDefinition()) as unknown as {
@@ -27,7 +34,7 @@ describe('xds: assembled responses', () => {
       system_version_info: 'v1',
       type_url: CLUSTER_TYPE,
       nonce: '7',
-      removed_resources: ['gone'],
+      removed_resources: ['gone', 'ünïcode/é', 'x'.repeat(200)],
     };
     const regular = m.responseSerialize({
       ...head,
@@ -38,7 +45,10 @@ describe('xds: assembled responses', () => {
       })),
     });
     const assembled = assemblingSerializer(m.responseSerialize)(
-      new AssembledResponse(head, clusters.map(deltaEntry)),
+      new AssembledResponse(
+        deltaHead(head.system_version_info, head.type_url, head.nonce, head.removed_resources),
+        clusters.map(deltaEntry),
+      ),
     );
     assert.equal(assembled.length, regular.length);
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
@@ -54,7 +64,7 @@ describe('xds: assembled responses', () => {
       resources: clusters.map((r) => ({ type_url: CLUSTER_TYPE, value: r.value })),
     });
     const assembled = assemblingSerializer(m.responseSerialize)(
-      new AssembledResponse(head, clusters.map(sotwEntry)),
+      new AssembledResponse(sotwHead(head.version_info, head.type_url, head.nonce), clusters.map(sotwEntry)),
     );
     assert.equal(assembled.length, regular.length);
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
@@ -74,18 +84,23 @@ describe('xds: assembled responses', () => {
     const head = { type_url: LISTENER_TYPE, nonce: '1' };
     const check = (
       m: (typeof svc)[string],
+      encodedHead: Buffer,
       entries: (Buffer | readonly Buffer[])[],
       resources: Record<string, unknown>[],
     ) => {
       // The base's 400-odd bytes are the same buffer in both entries, not copies.
       for (const e of entries) assert.ok(Array.isArray(e) && e.includes(base.value));
       const regular = m.responseSerialize({ ...head, resources });
-      const assembled = assemblingSerializer(m.responseSerialize)(new AssembledResponse(head, entries));
+      const assembled = assemblingSerializer(m.responseSerialize)(
+        new AssembledResponse(encodedHead, entries),
+      );
       assert.equal(assembled.length, regular.length);
       assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
     };
+    // An empty version is left out, as proto3 (and the regular serializer, given no field) does.
     check(
       svc.DeltaAggregatedResources,
+      deltaHead('', head.type_url, head.nonce, []),
       [a, b].map(deltaEntry),
       [a, b].map((r) => ({
         name: r.name,
@@ -95,6 +110,7 @@ describe('xds: assembled responses', () => {
     );
     check(
       svc.StreamAggregatedResources,
+      sotwHead('', head.type_url, head.nonce),
       [a, b].map(sotwEntry),
       [a, b].map((r) => ({ type_url: LISTENER_TYPE, value: r.value })),
     );
