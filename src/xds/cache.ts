@@ -108,6 +108,18 @@ class LayeredSet implements ResourceSet {
 const EMPTY = new LayeredSet([]);
 
 /**
+ * The largest of a set's parts, as a map that never changes: what most
+ * proxies hold of a type, for them to keep only their differences from it
+ * (VersionMap.rebase).
+ */
+export function largestPart(set: ResourceSet): ReadonlyMap<string, EncodedResource> | undefined {
+  if (!(set instanceof LayeredSet)) return undefined;
+  let best: Part | undefined;
+  for (const p of set.parts) if (!best || p.map.size > best.map.size) best = p;
+  return best?.map;
+}
+
+/**
  * Holds what each proxy should have. Writers replace a proxy's set for a type
  * (or patch it, for the endpoint fast path); watchers hear which names changed.
  * Encoded resources are shared by reference between proxies, never copied.

@@ -12,7 +12,7 @@ import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/servi
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
-import type { ResourceSet, TypeChanges, XdsCache } from './cache';
+import { largestPart, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
 import type { AuthResult } from './server';
 import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
 import {
@@ -948,6 +948,7 @@ export class DeltaStream extends AdsStream {
       removedPrev[i] = st.known.get(n);
       st.known.delete(n);
     });
+    st.known.maybeRebase(() => largestPart(all));
     const version = st.known.version;
     const nonce = this.nextNonce();
     this.write(deltaHead(version, st.typeUrl, nonce, removed), send, deltaEntry, () => ({

@@ -90,55 +90,125 @@ export function resourcesVersion(resources: Iterable<EncodedResource>): string {
   return s.toString();
 }
 
+/** An entry of a VersionMap's own layer that hides its base's entry of that name. */
+const GONE: unique symbol = Symbol('gone');
+
+type Entry = EncodedResource | string;
+
 /**
  * name -> version, with the set's version kept as entries change. An entry is
  * the encoded resource itself when there is one (a reference: the version and
  * hash are the resource's, shared by every proxy), else a bare version string.
+ *
+ * A thousand proxies mostly hold the same thousand clusters and CLAs, so the
+ * entries are kept as a base (a map of the cache's, shared by every proxy that
+ * holds it and never changed) plus this proxy's own layer of differences:
+ * after rebase() a proxy costs only what it holds unlike the base.
  */
 export class VersionMap {
-  private readonly m = new Map<string, EncodedResource | string>();
+  private base: ReadonlyMap<string, EncodedResource> | undefined;
+  private own = new Map<string, Entry | typeof GONE>();
+  private count = 0;
   private readonly sum = new VersionSum();
 
   get size(): number {
-    return this.m.size;
+    return this.count;
+  }
+
+  /** Entries in the own layer (the cost of this map beyond its shared base). */
+  get ownSize(): number {
+    return this.own.size;
+  }
+
+  private entry(name: string): Entry | undefined {
+    const o = this.own.get(name);
+    if (o !== undefined) return o === GONE ? undefined : o;
+    return this.base?.get(name);
   }
 
   get(name: string): string | undefined {
-    const e = this.m.get(name);
+    const e = this.entry(name);
     return typeof e === 'string' ? e : e?.version;
   }
 
   has(name: string): boolean {
-    return this.m.has(name);
+    return this.entry(name) !== undefined;
   }
 
-  private hashOf(name: string, e: EncodedResource | string): EntryHash {
+  private hashOf(name: string, e: Entry): EntryHash {
     return typeof e === 'string' ? entryHash(name, e) : resourceHash(e);
   }
 
   /** Records a version, or the resource (of this name) the client now holds. */
-  set(name: string, entry: string | EncodedResource): void {
-    const old = this.m.get(name);
+  set(name: string, entry: Entry): void {
+    const old = this.entry(name);
     if (old === entry) return;
     if (old !== undefined) this.sum.sub(this.hashOf(name, old));
-    this.m.set(name, entry);
+    else this.count++;
+    if (this.base?.get(name) === entry) this.own.delete(name);
+    else this.own.set(name, entry);
     this.sum.add(this.hashOf(name, entry));
   }
 
   delete(name: string): boolean {
-    const old = this.m.get(name);
+    const old = this.entry(name);
     if (old === undefined) return false;
     this.sum.sub(this.hashOf(name, old));
-    this.m.delete(name);
+    this.count--;
+    if (this.base?.has(name)) this.own.set(name, GONE);
+    else this.own.delete(name);
     return true;
   }
 
-  keys(): IterableIterator<string> {
-    return this.m.keys();
+  *keys(): IterableIterator<string> {
+    if (this.base)
+      for (const n of this.base.keys()) {
+        const o = this.own.get(n);
+        if (o === undefined || o !== GONE) yield n;
+      }
+    for (const [n, o] of this.own) if (o !== GONE && !this.base?.has(n)) yield n;
   }
 
   *entries(): IterableIterator<[string, string]> {
-    for (const [n, e] of this.m) yield [n, typeof e === 'string' ? e : e.version];
+    for (const n of this.keys()) yield [n, this.get(n) as string];
+  }
+
+  /** After a rebase that did not pay, the own size at which to try again. */
+  private retryAt = 0;
+
+  /**
+   * Rebases on `candidate()` when the own layer has grown past an eighth of the
+   * entries (and 64): about once per that many changed entries, at a cost of
+   * one pass over the entries.
+   */
+  maybeRebase(candidate: () => ReadonlyMap<string, EncodedResource> | undefined): void {
+    const n = this.own.size;
+    if (n < 64 || n * 8 < this.count || n < this.retryAt) return;
+    const base = candidate();
+    if (!base || !this.rebase(base)) this.retryAt = n * 2;
+    else this.retryAt = 0;
+  }
+
+  /**
+   * Keeps the same entries over another base (a map that will not change):
+   * the own layer becomes the differences from it. Returns false, and changes
+   * nothing, when that would not make the own layer smaller.
+   */
+  rebase(base: ReadonlyMap<string, EncodedResource>): boolean {
+    if (base === this.base) return false;
+    const own = new Map<string, Entry | typeof GONE>();
+    for (const n of this.keys()) {
+      const e = this.entry(n) as Entry;
+      if (base.get(n) !== e) own.set(n, e);
+      if (own.size >= this.own.size) return false;
+    }
+    for (const n of base.keys()) {
+      if (this.entry(n) === undefined) own.set(n, GONE);
+      if (own.size >= this.own.size) return false;
+    }
+    this.base = base;
+    this.own = own;
+    return true;
   }
 
   get version(): string {

@@ -1,0 +1,103 @@
+// VersionMap: the same answers whatever its layering over a shared base.
+import assert from 'node:assert/strict';
+import { type EncodedResource, encodeResource } from '../../envoy-protos';
+import { CLUSTER_TYPE } from '../../src/xds';
+import { setVersion, VersionMap } from '../../src/xds/version';
+
+const cluster = (name: string, seconds = 1): EncodedResource =>
+  encodeResource(CLUSTER_TYPE, { name, type: 'STATIC', connect_timeout: { seconds } });
+
+/** What a map holds, as sorted [name, version] pairs, and the version it reports. */
+function contents(m: VersionMap): { entries: [string, string][]; version: string; size: number } {
+  const entries = [...m.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+  return { entries, version: m.version, size: m.size };
+}
+
+describe('xds: VersionMap over a shared base', () => {
+  const shared = Array.from({ length: 200 }, (_, i) => cluster(`c${i}`));
+  const base = new Map(shared.map((r) => [r.name, r]));
+
+  it('after a rebase, holds and reports exactly what it did; its own layer is only the differences', () => {
+    const m = new VersionMap();
+    for (const r of shared) m.set(r.name, r);
+    m.set('c5', cluster('c5', 2)); // differs from the base
+    m.delete('c7'); // in the base, not held
+    m.set('extra', 'v-extra'); // not in the base
+    const before = contents(m);
+    assert.equal(before.version, setVersion(before.entries));
+    assert.equal(m.ownSize, 200);
+
+    assert.equal(m.rebase(base), true);
+    assert.deepEqual(contents(m), before);
+    assert.equal(m.ownSize, 3); // c5, c7 (hidden), extra
+    assert.equal(m.get('c7'), undefined);
+    assert.equal(m.has('c7'), false);
+    assert.equal(m.get('c6'), shared[6].version);
+    assert.equal(m.get('extra'), 'v-extra');
+    // Rebasing on the same base again changes nothing.
+    assert.equal(m.rebase(base), false);
+  });
+
+  it('changes made over the base give the same answers as a plain map with the same changes', () => {
+    const layered = new VersionMap();
+    const plain = new VersionMap();
+    for (const r of shared) {
+      layered.set(r.name, r);
+      plain.set(r.name, r);
+    }
+    layered.rebase(base);
+    assert.equal(layered.ownSize, 0);
+    // A bounded pseudo-random walk of sets and deletes, over names in and out of the base.
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed;
+    };
+    for (let i = 0; i < 2_000; i++) {
+      const name = next() % 5 === 0 ? `x${next() % 20}` : `c${next() % 200}`;
+      const op = next() % 4;
+      if (op === 0) {
+        assert.equal(layered.delete(name), plain.delete(name));
+      } else {
+        const e =
+          op === 1 ? `v${next() % 3}` : op === 2 ? (base.get(name) ?? `v${next() % 3}`) : cluster(name, 3);
+        layered.set(name, e);
+        plain.set(name, e);
+      }
+    }
+    assert.deepEqual(contents(layered), contents(plain));
+    // Putting back every base resource leaves no own entries for them.
+    for (const r of shared) layered.set(r.name, r);
+    for (const n of [...layered.keys()]) if (!base.has(n)) layered.delete(n);
+    assert.equal(layered.ownSize, 0);
+    assert.equal(layered.size, 200);
+  });
+
+  it('rebases itself once its own layer grows past an eighth of its entries, and not onto a worse base', () => {
+    const m = new VersionMap();
+    for (const r of shared) m.set(r.name, r);
+    m.maybeRebase(() => base);
+    assert.equal(m.ownSize, 0);
+    // A newer shared list: 100 of the 200 changed.
+    const newer = shared.map((r, i) => (i % 2 === 0 ? cluster(r.name, 5) : r));
+    const newerBase = new Map(newer.map((r) => [r.name, r]));
+    for (const r of newer.slice(0, 60)) m.set(r.name, r);
+    m.maybeRebase(() => newerBase); // 30 own entries: under the threshold, not even asked
+    assert.equal(m.ownSize, 30);
+    for (const r of newer) m.set(r.name, r);
+    m.maybeRebase(() => newerBase);
+    assert.equal(m.ownSize, 0);
+    assert.deepEqual(
+      contents(m).entries,
+      newer.map((r) => [r.name, r.version] as [string, string]).sort((a, b) => a[0].localeCompare(b[0])),
+    );
+    // A base unlike what it holds is refused: nothing changes.
+    const other = new Map(Array.from({ length: 200 }, (_, i) => cluster(`o${i}`)).map((r) => [r.name, r]));
+    const before = contents(m);
+    for (let i = 0; i < 100; i++) m.set(`y${i}`, 'v');
+    const grown = contents(m);
+    assert.equal(m.rebase(other), false);
+    assert.deepEqual(contents(m), grown);
+    assert.notDeepEqual(grown, before);
+  });
+});
