@@ -13,6 +13,7 @@ import type { Struct__Output } from '../../envoy-protos/generated/google/protobu
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
 import { largestPart, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
+import { NameSet } from './names';
 import type { AuthResult } from './server';
 import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
 import {
@@ -89,7 +90,7 @@ interface TypeState {
   /** A request of this type arrived on this stream. */
   subscribed: boolean;
   wildcard: boolean;
-  names: Set<string>;
+  names: NameSet;
   /** The cache changed since the last response was computed. */
   dirty: boolean;
   /** Names the cache changed since the last response (Delta looks only at these)... */
@@ -333,6 +334,7 @@ export abstract class AdsStream {
       this.handle(st, req);
       if (st.subscriptionChanged) {
         st.fullScan = true;
+        st.names.maybeRebase(() => largestPart(this.resources(st.typeUrl)));
         this.refreshStatus(st);
       }
     } catch (err) {
@@ -376,7 +378,7 @@ export abstract class AdsStream {
         typeUrl,
         subscribed: false,
         wildcard: false,
-        names: new Set(),
+        names: new NameSet(),
         dirty: false,
         pending: new Set(),
         fullScan: true,
@@ -707,7 +709,7 @@ export class SotwStream extends AdsStream {
     if (first || added || removed || wildcard !== st.wildcard || next.size !== st.names.size)
       st.subscriptionChanged = true;
     st.wildcard = wildcard;
-    st.names = next;
+    st.names = new NameSet(next);
     if (removed && !added && !first) {
       this.afterUnsubscribe(st, () => resourcesVersion(st.sent.values()));
     }
