@@ -10,6 +10,7 @@
 // those names, with what they were and what they are.
 import type { EncodedResource } from '../../envoy-protos';
 import type { TypeUrl } from './type-urls';
+import type { SharedBase } from './version';
 
 export type ResourceSet = ReadonlyMap<string, EncodedResource>;
 
@@ -32,10 +33,10 @@ export type TypeChanges = ReadonlyMap<string, ResourceChange>;
 export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
 
 /** An indexed list (immutable once built). */
-class Part {
+class Part implements SharedBase {
   readonly map = new Map<string, EncodedResource>();
   /** The last diff computed from this part to a successor. */
-  diffTo?: { to: Part; names: readonly string[] };
+  diffTo?: { to: SharedBase; names: readonly string[] };
 
   constructor(
     readonly list: readonly EncodedResource[],
@@ -49,7 +50,7 @@ class Part {
   }
 
   /** Names whose resource differs between this part and `to` (memoized for the latest `to`). */
-  namesChangedTo(to: Part): readonly string[] {
+  namesChangedTo(to: SharedBase): readonly string[] {
     if (this.diffTo?.to === to) return this.diffTo.names;
     const names: string[] = [];
     for (const [n, r] of to.map) if (this.map.get(n)?.version !== r.version) names.push(n);
@@ -112,11 +113,11 @@ const EMPTY = new LayeredSet([]);
  * proxies hold of a type, for them to keep only their differences from it
  * (VersionMap.rebase).
  */
-export function largestPart(set: ResourceSet): ReadonlyMap<string, EncodedResource> | undefined {
+export function largestPart(set: ResourceSet): SharedBase | undefined {
   if (!(set instanceof LayeredSet)) return undefined;
   let best: Part | undefined;
   for (const p of set.parts) if (!best || p.map.size > best.map.size) best = p;
-  return best?.map;
+  return best;
 }
 
 /**

@@ -334,7 +334,7 @@ export abstract class AdsStream {
       this.handle(st, req);
       if (st.subscriptionChanged) {
         st.fullScan = true;
-        st.names.maybeRebase(() => largestPart(this.resources(st.typeUrl)));
+        st.names.maybeRebase(() => largestPart(this.resources(st.typeUrl))?.map);
         this.refreshStatus(st);
       }
     } catch (err) {

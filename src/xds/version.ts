@@ -90,6 +90,13 @@ export function resourcesVersion(resources: Iterable<EncodedResource>): string {
   return s.toString();
 }
 
+/** A map that never changes, shared by many VersionMaps, that can say what differs in a successor. */
+export interface SharedBase {
+  readonly map: ReadonlyMap<string, EncodedResource>;
+  /** Names whose version differs between this base and `to` (on either side, or missing from one). */
+  namesChangedTo(to: SharedBase): readonly string[];
+}
+
 /** An entry of a VersionMap's own layer that hides its base's entry of that name. */
 const GONE: unique symbol = Symbol('gone');
 
@@ -106,7 +113,7 @@ type Entry = EncodedResource | string;
  * after rebase() a proxy costs only what it holds unlike the base.
  */
 export class VersionMap {
-  private base: ReadonlyMap<string, EncodedResource> | undefined;
+  private base: SharedBase | undefined;
   private own = new Map<string, Entry | typeof GONE>();
   private count = 0;
   private readonly sum = new VersionSum();
@@ -123,7 +130,7 @@ export class VersionMap {
   private entry(name: string): Entry | undefined {
     const o = this.own.get(name);
     if (o !== undefined) return o === GONE ? undefined : o;
-    return this.base?.get(name);
+    return this.base?.map.get(name);
   }
 
   get(name: string): string | undefined {
@@ -145,7 +152,7 @@ export class VersionMap {
     if (old === entry) return;
     if (old !== undefined) this.sum.sub(this.hashOf(name, old));
     else this.count++;
-    if (this.base?.get(name) === entry) this.own.delete(name);
+    if (this.base?.map.get(name) === entry) this.own.delete(name);
     else this.own.set(name, entry);
     this.sum.add(this.hashOf(name, entry));
   }
@@ -155,18 +162,19 @@ export class VersionMap {
     if (old === undefined) return false;
     this.sum.sub(this.hashOf(name, old));
     this.count--;
-    if (this.base?.has(name)) this.own.set(name, GONE);
+    if (this.base?.map.has(name)) this.own.set(name, GONE);
     else this.own.delete(name);
     return true;
   }
 
   *keys(): IterableIterator<string> {
-    if (this.base)
-      for (const n of this.base.keys()) {
+    const base = this.base?.map;
+    if (base)
+      for (const n of base.keys()) {
         const o = this.own.get(n);
         if (o === undefined || o !== GONE) yield n;
       }
-    for (const [n, o] of this.own) if (o !== GONE && !this.base?.has(n)) yield n;
+    for (const [n, o] of this.own) if (o !== GONE && !base?.has(n)) yield n;
   }
 
   *entries(): IterableIterator<[string, string]> {
@@ -178,10 +186,9 @@ export class VersionMap {
 
   /**
    * Rebases on `candidate()` when the own layer has grown past an eighth of the
-   * entries (and 64): about once per that many changed entries, at a cost of
-   * one pass over the entries.
+   * entries (and 64): about once per that many changed entries.
    */
-  maybeRebase(candidate: () => ReadonlyMap<string, EncodedResource> | undefined): void {
+  maybeRebase(candidate: () => SharedBase | undefined): void {
     const n = this.own.size;
     if (n < 64 || n * 8 < this.count || n < this.retryAt) return;
     const base = candidate();
@@ -190,23 +197,35 @@ export class VersionMap {
   }
 
   /**
-   * Keeps the same entries over another base (a map that will not change):
-   * the own layer becomes the differences from it. Returns false, and changes
-   * nothing, when that would not make the own layer smaller.
+   * Keeps the same entries over another base: the own layer becomes the
+   * differences from it. From an earlier base only the own entries and the
+   * names the two bases differ in are looked at, not every entry. Returns
+   * false, and changes nothing, when the own layer would not be smaller.
    */
-  rebase(base: ReadonlyMap<string, EncodedResource>): boolean {
-    if (base === this.base) return false;
+  rebase(next: SharedBase): boolean {
+    if (next === this.base) return false;
+    const limit = this.own.size;
     const own = new Map<string, Entry | typeof GONE>();
-    for (const n of this.keys()) {
-      const e = this.entry(n) as Entry;
-      if (base.get(n) !== e) own.set(n, e);
-      if (own.size >= this.own.size) return false;
+    const consider = (n: string): boolean => {
+      if (own.has(n)) return true;
+      const e = this.entry(n);
+      const b = next.map.get(n);
+      if (e === undefined) {
+        if (b !== undefined) own.set(n, GONE);
+      } else if (b === undefined || (b !== e && b.version !== (typeof e === 'string' ? e : e.version))) {
+        own.set(n, e);
+      }
+      // Same version, another object: the base's stands in for it (same name and version, same hash).
+      return own.size < limit;
+    };
+    if (this.base) {
+      for (const n of this.own.keys()) if (!consider(n)) return false;
+      for (const n of this.base.namesChangedTo(next)) if (!consider(n)) return false;
+    } else {
+      for (const n of this.keys()) if (!consider(n)) return false;
+      for (const n of next.map.keys()) if (!consider(n)) return false;
     }
-    for (const n of base.keys()) {
-      if (this.entry(n) === undefined) own.set(n, GONE);
-      if (own.size >= this.own.size) return false;
-    }
-    this.base = base;
+    this.base = next;
     this.own = own;
     return true;
   }

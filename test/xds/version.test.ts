@@ -2,10 +2,24 @@
 import assert from 'node:assert/strict';
 import { type EncodedResource, encodeResource } from '../../envoy-protos';
 import { CLUSTER_TYPE } from '../../src/xds';
-import { setVersion, VersionMap } from '../../src/xds/version';
+import { type SharedBase, setVersion, VersionMap } from '../../src/xds/version';
 
 const cluster = (name: string, seconds = 1): EncodedResource =>
   encodeResource(CLUSTER_TYPE, { name, type: 'STATIC', connect_timeout: { seconds } });
+
+/** A shared base over a list, as the cache's parts are: names differ when their versions do. */
+function sharedBase(list: readonly EncodedResource[]): SharedBase {
+  const map = new Map(list.map((r) => [r.name, r]));
+  return {
+    map,
+    namesChangedTo(to) {
+      const names: string[] = [];
+      for (const [n, r] of to.map) if (map.get(n)?.version !== r.version) names.push(n);
+      for (const n of map.keys()) if (!to.map.has(n)) names.push(n);
+      return names;
+    },
+  };
+}
 
 /** What a map holds, as sorted [name, version] pairs, and the version it reports. */
 function contents(m: VersionMap): { entries: [string, string][]; version: string; size: number } {
@@ -15,7 +29,7 @@ function contents(m: VersionMap): { entries: [string, string][]; version: string
 
 describe('xds: VersionMap over a shared base', () => {
   const shared = Array.from({ length: 200 }, (_, i) => cluster(`c${i}`));
-  const base = new Map(shared.map((r) => [r.name, r]));
+  const base = sharedBase(shared);
 
   it('after a rebase, holds and reports exactly what it did; its own layer is only the differences', () => {
     const m = new VersionMap();
@@ -60,7 +74,11 @@ describe('xds: VersionMap over a shared base', () => {
         assert.equal(layered.delete(name), plain.delete(name));
       } else {
         const e =
-          op === 1 ? `v${next() % 3}` : op === 2 ? (base.get(name) ?? `v${next() % 3}`) : cluster(name, 3);
+          op === 1
+            ? `v${next() % 3}`
+            : op === 2
+              ? (base.map.get(name) ?? `v${next() % 3}`)
+              : cluster(name, 3);
         layered.set(name, e);
         plain.set(name, e);
       }
@@ -68,9 +86,44 @@ describe('xds: VersionMap over a shared base', () => {
     assert.deepEqual(contents(layered), contents(plain));
     // Putting back every base resource leaves no own entries for them.
     for (const r of shared) layered.set(r.name, r);
-    for (const n of [...layered.keys()]) if (!base.has(n)) layered.delete(n);
+    for (const n of [...layered.keys()]) if (!base.map.has(n)) layered.delete(n);
     assert.equal(layered.ownSize, 0);
     assert.equal(layered.size, 200);
+  });
+
+  it('moving from one base to a newer one looks at the differences only, and answers as a plain map does', () => {
+    const layered = new VersionMap();
+    const plain = new VersionMap();
+    for (const r of shared) {
+      layered.set(r.name, r);
+      plain.set(r.name, r);
+    }
+    layered.rebase(base);
+    // The client got some of the newer resources, still holds others from before, and lost one.
+    const newer = [
+      ...shared.map((r, i) => (i % 3 === 0 ? cluster(r.name, 9) : r)),
+      cluster('added-1'),
+      cluster('added-2'),
+    ].filter((r) => r.name !== 'c10');
+    const newerBase = sharedBase(newer);
+    for (const r of newer.slice(0, 180)) {
+      layered.set(r.name, r);
+      plain.set(r.name, r);
+    }
+    layered.set('added-1', newer.at(-2) as EncodedResource);
+    plain.set('added-1', newer.at(-2) as EncodedResource);
+    layered.delete('c20');
+    plain.delete('c20');
+    // Same version, another object: it stands in for the held one.
+    const twin = cluster('c1');
+    const twinBase = sharedBase(newer.map((r) => (r.name === 'c1' ? twin : r)));
+    assert.equal(layered.rebase(newerBase), true);
+    assert.deepEqual(contents(layered), contents(plain));
+    const expectedOwn = [...plain.entries()].filter(([n, v]) => newerBase.map.get(n)?.version !== v).length;
+    const hidden = [...newerBase.map.keys()].filter((n) => !plain.has(n)).length;
+    assert.equal(layered.ownSize, expectedOwn + hidden);
+    assert.equal(layered.rebase(twinBase), false); // nothing to gain
+    assert.deepEqual(contents(layered), contents(plain));
   });
 
   it('rebases itself once its own layer grows past an eighth of its entries, and not onto a worse base', () => {
@@ -80,7 +133,7 @@ describe('xds: VersionMap over a shared base', () => {
     assert.equal(m.ownSize, 0);
     // A newer shared list: 100 of the 200 changed.
     const newer = shared.map((r, i) => (i % 2 === 0 ? cluster(r.name, 5) : r));
-    const newerBase = new Map(newer.map((r) => [r.name, r]));
+    const newerBase = sharedBase(newer);
     for (const r of newer.slice(0, 60)) m.set(r.name, r);
     m.maybeRebase(() => newerBase); // 30 own entries: under the threshold, not even asked
     assert.equal(m.ownSize, 30);
@@ -92,7 +145,7 @@ describe('xds: VersionMap over a shared base', () => {
       newer.map((r) => [r.name, r.version] as [string, string]).sort((a, b) => a[0].localeCompare(b[0])),
     );
     // A base unlike what it holds is refused: nothing changes.
-    const other = new Map(Array.from({ length: 200 }, (_, i) => cluster(`o${i}`)).map((r) => [r.name, r]));
+    const other = sharedBase(Array.from({ length: 200 }, (_, i) => cluster(`o${i}`)));
     const before = contents(m);
     for (let i = 0; i < 100; i++) m.set(`y${i}`, 'v');
     const grown = contents(m);
