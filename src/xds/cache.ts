@@ -49,6 +49,19 @@ class Part implements SharedBase {
     }
   }
 
+  /** The last changes computed from this part to a successor (shared by every proxy that has both). */
+  changesTo?: { to: Part; changes: ReadonlyMap<string, ResourceChange> };
+
+  /** What changed between this part and `to`, name by name (memoized for the latest `to`). */
+  changes(to: Part): ReadonlyMap<string, ResourceChange> {
+    if (this.changesTo?.to === to) return this.changesTo.changes;
+    const changes = new Map<string, ResourceChange>();
+    for (const n of this.namesChangedTo(to))
+      changes.set(n, { before: this.map.get(n), after: to.map.get(n) });
+    this.changesTo = { to, changes };
+    return changes;
+  }
+
   /** Names whose resource differs between this part and `to` (memoized for the latest `to`). */
   namesChangedTo(to: SharedBase): readonly string[] {
     if (this.diffTo?.to === to) return this.diffTo.names;
@@ -239,7 +252,7 @@ export class XdsCache {
 }
 
 /** The names whose resource differs between two sets, with before and after. */
-function changed(a: LayeredSet, b: LayeredSet, firstOnly = false): Map<string, ResourceChange> {
+function changed(a: LayeredSet, b: LayeredSet, firstOnly = false): ReadonlyMap<string, ResourceChange> {
   const out = new Map<string, ResourceChange>();
   const consider = (n: string) => {
     if (out.has(n) || (firstOnly && out.size > 0)) return;
@@ -250,17 +263,28 @@ function changed(a: LayeredSet, b: LayeredSet, firstOnly = false): Map<string, R
   };
   if (a.parts.length === b.parts.length) {
     // Part by part: the same shared part contributes nothing; two shared parts their memoized diff.
+    const sharedPairs: [Part, Part][] = [];
+    const compared: Part[] = [];
     for (let i = 0; i < a.parts.length; i++) {
       const pa = a.parts[i];
       const pb = b.parts[i];
       if (pa === pb) continue;
-      if (pa.list.length >= SHARE_AT && pb.list.length >= SHARE_AT) {
-        for (const n of pa.namesChangedTo(pb)) consider(n);
-      } else {
+      if (pa.list.length >= SHARE_AT && pb.list.length >= SHARE_AT) sharedPairs.push([pa, pb]);
+      else {
+        compared.push(pa, pb);
         for (const n of pa.map.keys()) consider(n);
         for (const n of pb.map.keys()) consider(n);
       }
     }
+    // One shared pair changed, and the small parts compared name by name (a proxy's own) did not:
+    // unless a name moved between those and the pair, every proxy with this pair gets the same
+    // (read-only) changes, computed once.
+    if (out.size === 0 && sharedPairs.length === 1 && !firstOnly) {
+      const [pa, pb] = sharedPairs[0];
+      const changes = pa.changes(pb);
+      if (!compared.some((p) => [...p.map.keys()].some((n) => changes.has(n)))) return changes;
+    }
+    for (const [pa, pb] of sharedPairs) for (const n of pa.namesChangedTo(pb)) consider(n);
     return out;
   }
   for (const n of a.keys()) consider(n);

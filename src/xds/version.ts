@@ -37,14 +37,16 @@ export function entryHash(name: string, version: string): EntryHash {
   return [mix(a), mix(b ^ 0x9e3779b9)];
 }
 
-const resourceHashes = new WeakMap<EncodedResource, EntryHash>();
+/** Where a resource object keeps its entry hash (a property: read per entry per push, cheaper than a WeakMap). */
+const HASH = Symbol('entryHash');
 
 /** The entry hash of an encoded resource (computed once per resource object). */
 export function resourceHash(r: EncodedResource): EntryHash {
-  let h = resourceHashes.get(r);
+  const o = r as EncodedResource & { [HASH]?: EntryHash };
+  let h = o[HASH];
   if (!h) {
     h = entryHash(r.name, r.version);
-    resourceHashes.set(r, h);
+    o[HASH] = h;
   }
   return h;
 }

@@ -133,27 +133,31 @@ function wrapped(tag: number, payload: readonly Buffer[], shared: boolean): Buff
   return out;
 }
 
-const sotwEntries = new WeakMap<EncodedResource, Buffer | Buffer[]>();
-const deltaEntries = new WeakMap<EncodedResource, Buffer | Buffer[]>();
+// Where a resource object keeps its entries, once encoded (properties: read per resource per push).
+const SOTW = Symbol('sotwEntry');
+const DELTA = Symbol('deltaEntry');
+type WithEntries = EncodedResource & { [SOTW]?: Buffer | Buffer[]; [DELTA]?: Buffer | Buffer[] };
 
 /** DiscoveryResponse.resources (2): the resource's Any. */
 export function sotwEntry(r: EncodedResource): Buffer | Buffer[] {
-  let e = sotwEntries.get(r);
+  const o = r as WithEntries;
+  let e = o[SOTW];
   if (!e) {
     e = wrapped(0x12, anyOf(r), r.parts !== undefined);
-    sotwEntries.set(r, e);
+    o[SOTW] = e;
   }
   return e;
 }
 
 /** DeltaDiscoveryResponse.resources (2): Resource { version = 1; resource = 2; name = 3 }. */
 export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
-  let e = deltaEntries.get(r);
+  const o = r as WithEntries;
+  let e = o[DELTA];
   if (!e) {
     const any = anyOf(r);
     const resource = [field(0x0a, [r.version]), header(0x12, total(any)), ...any, field(0x1a, [r.name])];
     e = wrapped(0x12, resource, r.parts !== undefined);
-    deltaEntries.set(r, e);
+    o[DELTA] = e;
   }
   return e;
 }

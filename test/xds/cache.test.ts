@@ -30,9 +30,26 @@ describe('xds: cache', () => {
       assert.equal(changes.get('c3')!.before, shared[3]);
       assert.equal(changes.get('c3')!.after, next[2]);
     }
+    // Proxies with the same pair of shared parts hear the same changes, computed once.
+    assert.equal(heard.get('p1')![0], heard.get('p2')![0]);
     // Equal content under new objects is no change.
     assert.deepEqual(cache.set('p1', { [ENDPOINT_TYPE]: { parts: [next.map((r) => ({ ...r }))] } }), []);
     assert.equal(cache.get('p1', ENDPOINT_TYPE).size, 40);
+  });
+
+  it('a name that moves from a shared part to the proxy’s own part unchanged is no change', () => {
+    const cache = new XdsCache();
+    const shared = clas(40);
+    const own = [cla('mine', [{ address: '127.0.0.5', port: 80 }])];
+    cache.set('p1', { [ENDPOINT_TYPE]: { parts: [shared, own] } });
+    const heard: TypeChanges[] = [];
+    cache.watch('p1', (changes) => heard.push(changes.get(ENDPOINT_TYPE)!));
+    // c5 leaves the shared part and joins the proxy's own, as the same resource.
+    const nextShared = shared.filter((r) => r.name !== 'c5');
+    const nextOwn = [...own, shared[5]];
+    cache.set('p1', { [ENDPOINT_TYPE]: { parts: [nextShared, nextOwn] } });
+    assert.deepEqual(heard, []);
+    assert.equal(cache.get('p1', ENDPOINT_TYPE).get('c5'), shared[5]);
   });
 
   it('keeps a proxy’s own resources beside the shared ones, and refuses a name in two parts', () => {
