@@ -27,7 +27,7 @@ import {
   SECRET_TYPE,
   type TypeUrl,
 } from './type-urls';
-import { resourceHash, resourcesVersion, VersionMap, VersionSum } from './version';
+import { changesDelta, resourceHash, resourcesVersion, VersionMap, VersionSum } from './version';
 import { AssembledResponse, deltaEntry, deltaHead, sotwEntry, sotwHead } from './wire';
 
 /** A server-side ADS call, SotW or Delta. */
@@ -95,6 +95,8 @@ interface TypeState {
   dirty: boolean;
   /** Names the cache changed since the last response (Delta looks only at these)... */
   pending: Set<string>;
+  /** ...and the names of these change maps (kept whole: they are often shared by every proxy). */
+  pendingChanges: TypeChanges[];
   /** ...unless everything must be looked at (new subscriptions, a NACK). */
   fullScan: boolean;
   /** Set by handle() when the request changed what is subscribed. */
@@ -381,6 +383,7 @@ export abstract class AdsStream {
         names: new NameSet(),
         dirty: false,
         pending: new Set(),
+        pendingChanges: [],
         fullScan: true,
         subscriptionChanged: false,
         current: new VersionSum(),
@@ -431,9 +434,15 @@ export abstract class AdsStream {
 
   /** The cache changed these names: keep the status view and the names to look at in step. */
   private cacheChanged(st: TypeState, changes: TypeChanges): void {
+    if (this.protocol === 'delta') st.pendingChanges.push(changes);
+    if (st.wildcard && st.names.size === 0) {
+      // Every name counts and none can be missing: the version moves by the map's (memoized) sum.
+      st.current.addDelta(changesDelta(changes));
+      st.status.current = st.current.toString();
+      return;
+    }
     let missingChanged = false;
     for (const [n, c] of changes) {
-      if (this.protocol === 'delta') st.pending.add(n);
       if (!st.wildcard && !st.names.has(n)) continue;
       if (c.before) st.current.sub(resourceHash(c.before));
       if (c.after) st.current.add(resourceHash(c.after));
@@ -901,16 +910,22 @@ export class DeltaStream extends AdsStream {
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
     const all = this.resources(st.typeUrl);
     // Only the names that changed in the cache or must be answered, unless everything must be looked at.
-    let candidates: Set<string>;
+    let candidates: Iterable<string>;
     if (st.fullScan) {
-      candidates = new Set(st.names);
-      if (st.wildcard) for (const n of all.keys()) candidates.add(n);
-      for (const n of st.known.keys()) candidates.add(n);
+      const set = new Set(st.names);
+      if (st.wildcard) for (const n of all.keys()) set.add(n);
+      for (const n of st.known.keys()) set.add(n);
+      candidates = set;
+    } else if (st.pendingChanges.length === 1 && st.pending.size === 0 && st.force.size === 0) {
+      candidates = st.pendingChanges[0].keys();
     } else {
-      candidates = st.pending;
-      for (const n of st.force) candidates.add(n);
+      const set = st.pending;
+      for (const c of st.pendingChanges) for (const n of c.keys()) set.add(n);
+      for (const n of st.force) set.add(n);
+      candidates = set;
     }
     st.pending = new Set();
+    st.pendingChanges = [];
     st.fullScan = false;
 
     const send: EncodedResource[] = [];

@@ -68,6 +68,12 @@ export class VersionSum {
     this.b = (this.b - h[1]) >>> 0;
   }
 
+  /** Adds a difference of sums (changesDelta). */
+  addDelta(d: EntryHash): void {
+    this.a = (this.a + d[0]) >>> 0;
+    this.b = (this.b + d[1]) >>> 0;
+  }
+
   clear(): void {
     this.a = 0;
     this.b = 0;
@@ -76,6 +82,38 @@ export class VersionSum {
   toString(): string {
     return hex(this.a) + hex(this.b);
   }
+}
+
+const deltas = new WeakMap<object, EntryHash>();
+
+/**
+ * How a set's sum moves when these changes apply to it (each name's `after`
+ * in, its `before` out). Memoized per changes map: a map shared by a thousand
+ * proxies is summed once.
+ */
+export function changesDelta(
+  changes: ReadonlyMap<string, { readonly before?: EncodedResource; readonly after?: EncodedResource }>,
+): EntryHash {
+  let d = deltas.get(changes);
+  if (!d) {
+    let a = 0;
+    let b = 0;
+    for (const c of changes.values()) {
+      if (c.after) {
+        const h = resourceHash(c.after);
+        a = (a + h[0]) >>> 0;
+        b = (b + h[1]) >>> 0;
+      }
+      if (c.before) {
+        const h = resourceHash(c.before);
+        a = (a - h[0]) >>> 0;
+        b = (b - h[1]) >>> 0;
+      }
+    }
+    d = [a, b];
+    deltas.set(changes, d);
+  }
+  return d;
 }
 
 /** A version for a set of (name, version) pairs. */

@@ -2,7 +2,15 @@
 import assert from 'node:assert/strict';
 import { type EncodedResource, encodeResource } from '../../envoy-protos';
 import { CLUSTER_TYPE } from '../../src/xds';
-import { type SharedBase, setVersion, VersionMap } from '../../src/xds/version';
+import {
+  changesDelta,
+  resourceHash,
+  resourcesVersion,
+  type SharedBase,
+  setVersion,
+  VersionMap,
+  VersionSum,
+} from '../../src/xds/version';
 
 const cluster = (name: string, seconds = 1): EncodedResource =>
   encodeResource(CLUSTER_TYPE, { name, type: 'STATIC', connect_timeout: { seconds } });
@@ -152,5 +160,24 @@ describe('xds: VersionMap over a shared base', () => {
     assert.equal(m.rebase(other), false);
     assert.deepEqual(contents(m), grown);
     assert.notDeepEqual(grown, before);
+  });
+
+  it('a change map moves a set version exactly as recomputing it does, and is summed once', () => {
+    const before = shared.slice(0, 50);
+    const after = [
+      ...before.slice(1, 40).map((r) => cluster(r.name, 7)),
+      ...before.slice(40),
+      cluster('new'),
+    ];
+    const changes = new Map<string, { before?: EncodedResource; after?: EncodedResource }>();
+    const byName = (list: EncodedResource[]) => new Map(list.map((r) => [r.name, r]));
+    const [b, a] = [byName(before), byName(after)];
+    for (const n of new Set([...b.keys(), ...a.keys()]))
+      if (b.get(n)?.version !== a.get(n)?.version) changes.set(n, { before: b.get(n), after: a.get(n) });
+    const sum = new VersionSum();
+    for (const r of before) sum.add(resourceHash(r));
+    sum.addDelta(changesDelta(changes));
+    assert.equal(sum.toString(), resourcesVersion(after));
+    assert.equal(changesDelta(changes), changesDelta(changes));
   });
 });
