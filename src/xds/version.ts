@@ -262,8 +262,19 @@ export class VersionMap {
       for (const n of this.own.keys()) if (!consider(n)) return false;
       for (const n of this.base.namesChangedTo(next)) if (!consider(n)) return false;
     } else {
-      for (const n of this.keys()) if (!consider(n)) return false;
-      for (const n of next.map.keys()) if (!consider(n)) return false;
+      // No base yet: every entry is in the own layer. Names of `next` not held are hidden, and
+      // when every name of `next` is held (the usual first push) there are none to look for.
+      let inNext = 0;
+      for (const [n, e] of this.own) {
+        if (e === GONE) continue;
+        const b = next.map.get(n);
+        if (b !== undefined) inNext++;
+        if (b === undefined || (b !== e && b.version !== (typeof e === 'string' ? e : e.version))) {
+          own.set(n, e);
+          if (own.size >= limit) return false;
+        }
+      }
+      if (inNext < next.map.size) for (const n of next.map.keys()) if (!consider(n)) return false;
     }
     this.base = next;
     this.own = own;
