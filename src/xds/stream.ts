@@ -202,6 +202,8 @@ export abstract class AdsStream {
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
+  /** When pump() last asked to run again (Infinity: no need). */
+  private wantAt = Number.POSITIVE_INFINITY;
   private unwatch: (() => void) | undefined;
   private readonly closeHandlers: (() => void)[] = [];
   /** Requests received and not yet handled (they are handled in the stream's turn). */
@@ -617,27 +619,37 @@ export abstract class AdsStream {
   }
 
   /**
-   * Runs pump() again at `at` (a gate or a NACK back-off ends). A timer that is
-   * due sooner is kept: pump() then finds nothing due yet and schedules again.
-   * So a push does not replace a timer per stream each time (they are all
-   * `gateTimeoutMs` ahead), and at most one fires per stream per that interval.
+   * Runs pump() again at `at` (a gate or a NACK back-off ends; Infinity: nothing
+   * to wait for). A timer that is due sooner is kept rather than replaced, and
+   * one nobody needs any more is left to fire and do nothing: a push and its
+   * ACK then cost no timer changes, and a thousand timers that come due together
+   * cost a check each, not a pump.
    */
   private schedule(at: number): void {
-    if (!Number.isFinite(at) || this.closed) return;
-    if (this.timer && this.timerAt <= at) return;
-    let anyDirty = false;
-    for (const st of this.types.values()) if (st.subscribed && st.dirty) anyDirty = true;
-    if (!anyDirty) return;
+    if (this.closed) return;
+    let want = at;
+    if (Number.isFinite(want)) {
+      let anyDirty = false;
+      for (const st of this.types.values()) if (st.subscribed && st.dirty) anyDirty = true;
+      if (!anyDirty) want = Number.POSITIVE_INFINITY;
+    }
+    this.wantAt = want;
+    if (!Number.isFinite(want) || (this.timer && this.timerAt <= want)) return;
     if (this.timer) clearTimeout(this.timer);
+    this.arm(want);
+  }
+
+  private arm(at: number): void {
     this.timerAt = at;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.pump();
-      },
-      Math.max(1, at - Date.now()),
-    );
+    this.timer = setTimeout(() => this.timerFired(), Math.max(1, at - Date.now()));
     this.timer.unref();
+  }
+
+  private timerFired(): void {
+    this.timer = undefined;
+    if (this.closed || !Number.isFinite(this.wantAt)) return;
+    if (Date.now() < this.wantAt) this.arm(this.wantAt);
+    else this.pump();
   }
 
   /** Sends a response: its encoded header, then each resource's entry (encoded once, shared by every stream). */
