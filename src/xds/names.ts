@@ -1,6 +1,7 @@
 // A set of subscribed resource names kept as a shared base plus its own
 // differences, like VersionMap: a thousand sidecars subscribe to the same
 // thousand CLAs, and each then costs only the names it has unlike the base.
+import { rebaseIfWorth } from './version';
 
 /** A set of names: a base (a map that never changes, shared) plus what is added to or hidden from it. */
 export class NameSet implements Iterable<string> {
@@ -74,12 +75,11 @@ export class NameSet implements Iterable<string> {
     return true;
   }
 
-  /** Rebases on `candidate()` once the names held apart pass an eighth of the set (and 64). */
+  /** Rebases on `candidate()` when that is worth trying (rebaseIfWorth). */
   maybeRebase(candidate: () => ReadonlyMap<string, unknown> | undefined): void {
-    const n = this.ownSize;
-    if (n < 64 || n * 8 < this.count || n < this.retryAt) return;
-    const base = candidate();
-    if (!base || !this.rebase(base)) this.retryAt = n * 2;
-    else this.retryAt = 0;
+    this.retryAt = rebaseIfWorth(this.ownSize, this.count, this.retryAt, () => {
+      const base = candidate();
+      return base !== undefined && this.rebase(base);
+    });
   }
 }

@@ -137,10 +137,31 @@ export interface SharedBase {
   namesChangedTo(to: SharedBase): readonly string[];
 }
 
+/**
+ * When VersionMap and NameSet try a rebase: once what they hold apart from the
+ * base passes an eighth of their size (and 64), and after one that did not pay,
+ * not before that has doubled. Returns the size at which to try next.
+ */
+export function rebaseIfWorth(
+  ownSize: number,
+  size: number,
+  retryAt: number,
+  attempt: () => boolean,
+): number {
+  if (ownSize < 64 || ownSize * 8 < size || ownSize < retryAt) return retryAt;
+  return attempt() ? 0 : ownSize * 2;
+}
+
 /** An entry of a VersionMap's own layer that hides its base's entry of that name. */
 const GONE: unique symbol = Symbol('gone');
 
 type Entry = EncodedResource | string;
+
+const versionOf = (e: Entry): string => (typeof e === 'string' ? e : e.version);
+
+/** A base's resource stands in for an entry when it is the same object or has the same version. */
+const differs = (b: EncodedResource | undefined, e: Entry): boolean =>
+  b === undefined || (b !== e && b.version !== versionOf(e));
 
 /**
  * name -> version, with the set's version kept as entries change. An entry is
@@ -175,7 +196,7 @@ export class VersionMap {
 
   get(name: string): string | undefined {
     const e = this.entry(name);
-    return typeof e === 'string' ? e : e?.version;
+    return e === undefined ? undefined : versionOf(e);
   }
 
   has(name: string): boolean {
@@ -211,8 +232,7 @@ export class VersionMap {
     const base = this.base?.map;
     if (base)
       for (const n of base.keys()) {
-        const o = this.own.get(n);
-        if (o === undefined || o !== GONE) yield n;
+        if (this.own.get(n) !== GONE) yield n;
       }
     for (const [n, o] of this.own) if (o !== GONE && !base?.has(n)) yield n;
   }
@@ -224,16 +244,12 @@ export class VersionMap {
   /** After a rebase that did not pay, the own size at which to try again. */
   private retryAt = 0;
 
-  /**
-   * Rebases on `candidate()` when the own layer has grown past an eighth of the
-   * entries (and 64): about once per that many changed entries.
-   */
+  /** Rebases on `candidate()` when that is worth trying (rebaseIfWorth). */
   maybeRebase(candidate: () => SharedBase | undefined): void {
-    const n = this.own.size;
-    if (n < 64 || n * 8 < this.count || n < this.retryAt) return;
-    const base = candidate();
-    if (!base || !this.rebase(base)) this.retryAt = n * 2;
-    else this.retryAt = 0;
+    this.retryAt = rebaseIfWorth(this.own.size, this.count, this.retryAt, () => {
+      const base = candidate();
+      return base !== undefined && this.rebase(base);
+    });
   }
 
   /**
@@ -252,10 +268,7 @@ export class VersionMap {
       const b = next.map.get(n);
       if (e === undefined) {
         if (b !== undefined) own.set(n, GONE);
-      } else if (b === undefined || (b !== e && b.version !== (typeof e === 'string' ? e : e.version))) {
-        own.set(n, e);
-      }
-      // Same version, another object: the base's stands in for it (same name and version, same hash).
+      } else if (differs(b, e)) own.set(n, e);
       return own.size < limit;
     };
     if (this.base) {
@@ -269,7 +282,7 @@ export class VersionMap {
         if (e === GONE) continue;
         const b = next.map.get(n);
         if (b !== undefined) inNext++;
-        if (b === undefined || (b !== e && b.version !== (typeof e === 'string' ? e : e.version))) {
+        if (differs(b, e)) {
           own.set(n, e);
           if (own.size >= limit) return false;
         }

@@ -17,18 +17,16 @@ export class AssembledResponse {
   ) {}
 }
 
-/** String fields (tag, value), an empty value left out as proto3 does. */
+/** Length-delimited string fields (tag, value), in one buffer. */
 function strings(fields: readonly (readonly [number, string])[]): Buffer {
   let len = 0;
   for (const [, v] of fields) {
-    if (v === '') continue;
     const n = Buffer.byteLength(v, 'utf8');
     len += 1 + varintLength(n) + n;
   }
   const out = Buffer.allocUnsafe(len);
   let at = 0;
   for (const [tag, v] of fields) {
-    if (v === '') continue;
     out[at++] = tag;
     at = writeVarint(out, at, Buffer.byteLength(v, 'utf8'));
     at += out.write(v, at, 'utf8');
@@ -36,13 +34,19 @@ function strings(fields: readonly (readonly [number, string])[]): Buffer {
   return out;
 }
 
-/** DiscoveryResponse without its resources: version_info = 1, type_url = 4, nonce = 5. */
-export function sotwHead(version: string, typeUrl: string, nonce: string): Buffer {
-  return strings([
+/** version = 1, type_url = 4, nonce = 5 (in both responses); an empty one left out, as proto3 does. */
+function commonHead(version: string, typeUrl: string, nonce: string): [number, string][] {
+  const fields: [number, string][] = [
     [0x0a, version],
     [0x22, typeUrl],
     [0x2a, nonce],
-  ]);
+  ];
+  return fields.filter(([, v]) => v !== '');
+}
+
+/** DiscoveryResponse without its resources: version_info = 1, type_url = 4, nonce = 5. */
+export function sotwHead(version: string, typeUrl: string, nonce: string): Buffer {
+  return strings(commonHead(version, typeUrl, nonce));
 }
 
 /**
@@ -55,13 +59,10 @@ export function deltaHead(
   nonce: string,
   removed: readonly string[],
 ): Buffer {
-  const head = strings([
-    [0x0a, version],
-    [0x22, typeUrl],
-    [0x2a, nonce],
+  return strings([
+    ...commonHead(version, typeUrl, nonce),
+    ...removed.map((n): [number, string] => [0x32, n]),
   ]);
-  if (removed.length === 0) return head;
-  return Buffer.concat([head, ...removed.map((n) => field(0x32, [n]))]);
 }
 
 function varintLength(n: number): number {

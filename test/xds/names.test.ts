@@ -1,6 +1,7 @@
 // NameSet: the same answers as a plain Set whatever its layering over a shared base.
 import assert from 'node:assert/strict';
 import { NameSet } from '../../src/xds/names';
+import { seededRandom } from '../support/random';
 
 const sorted = (it: Iterable<string>) => [...it].sort();
 
@@ -27,11 +28,7 @@ describe('xds: NameSet over a shared base', () => {
     const layered = new NameSet(base.keys());
     layered.rebase(base);
     const plain = new Set(base.keys());
-    let seed = 11;
-    const next = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed;
-    };
+    const next = seededRandom(11);
     for (let i = 0; i < 2_000; i++) {
       const name = next() % 4 === 0 ? `x${next() % 30}` : `c${next() % 200}`;
       if (next() % 2 === 0) {

@@ -11,6 +11,7 @@ import {
   VersionMap,
   VersionSum,
 } from '../../src/xds/version';
+import { seededRandom } from '../support/random';
 
 const cluster = (name: string, seconds = 1): EncodedResource =>
   encodeResource(CLUSTER_TYPE, { name, type: 'STATIC', connect_timeout: { seconds } });
@@ -60,7 +61,8 @@ describe('xds: VersionMap over a shared base', () => {
     assert.equal(m.rebase(base), false);
   });
 
-  it('changes made over the base give the same answers as a plain map with the same changes', () => {
+  /** Two maps holding `shared`: one layered over `base`, one plain. */
+  const overBase = (): [VersionMap, VersionMap] => {
     const layered = new VersionMap();
     const plain = new VersionMap();
     for (const r of shared) {
@@ -68,13 +70,14 @@ describe('xds: VersionMap over a shared base', () => {
       plain.set(r.name, r);
     }
     layered.rebase(base);
+    return [layered, plain];
+  };
+
+  it('changes made over the base give the same answers as a plain map with the same changes', () => {
+    const [layered, plain] = overBase();
     assert.equal(layered.ownSize, 0);
     // A bounded pseudo-random walk of sets and deletes, over names in and out of the base.
-    let seed = 7;
-    const next = () => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed;
-    };
+    const next = seededRandom(7);
     for (let i = 0; i < 2_000; i++) {
       const name = next() % 5 === 0 ? `x${next() % 20}` : `c${next() % 200}`;
       const op = next() % 4;
@@ -100,13 +103,7 @@ describe('xds: VersionMap over a shared base', () => {
   });
 
   it('moving from one base to a newer one looks at the differences only, and answers as a plain map does', () => {
-    const layered = new VersionMap();
-    const plain = new VersionMap();
-    for (const r of shared) {
-      layered.set(r.name, r);
-      plain.set(r.name, r);
-    }
-    layered.rebase(base);
+    const [layered, plain] = overBase();
     // The client got some of the newer resources, still holds others from before, and lost one.
     const newer = [
       ...shared.map((r, i) => (i % 3 === 0 ? cluster(r.name, 9) : r)),
