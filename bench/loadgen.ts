@@ -11,8 +11,9 @@
 // small shared summaries of clusters and listeners, memoized by content.
 import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import * as grpc from '@grpc/grpc-js';
+import { status as grpcStatus } from '@grpc/grpc-js';
 import { decodeResource, envoyRoot } from '../envoy-protos';
+import { GrpcStream, type StreamEnd } from './lib/grpc-stream';
 import type {
   Dist,
   FromLoadgen,
@@ -55,38 +56,6 @@ const SotwRequest = root.lookupType('envoy.service.discovery.v3.DiscoveryRequest
 function encode(type: typeof DeltaRequest, obj: Record<string, unknown>): Buffer {
   return Buffer.from(type.encode(type.fromObject(obj)).finish());
 }
-
-const identity = (b: Buffer) => b;
-const AdsClient = grpc.makeGenericClientConstructor(
-  {
-    DeltaAggregatedResources: {
-      path: `${ADS_SERVICE}DeltaAggregatedResources`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-    StreamAggregatedResources: {
-      path: `${ADS_SERVICE}StreamAggregatedResources`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: identity,
-      requestDeserialize: identity,
-      responseSerialize: identity,
-      responseDeserialize: identity,
-    },
-  },
-  'AggregatedDiscoveryService',
-) as unknown as new (
-  address: string,
-  creds: grpc.ChannelCredentials,
-  options: object,
-) => grpc.Client & {
-  DeltaAggregatedResources(md: grpc.Metadata): grpc.ClientDuplexStream<Buffer, Buffer>;
-  StreamAggregatedResources(md: grpc.Metadata): grpc.ClientDuplexStream<Buffer, Buffer>;
-};
 
 function nodeOf(p: ProxySpec): Record<string, unknown> {
   // google.protobuf.Value comes from protobufjs' bundled descriptors: camelCase field names.
@@ -341,8 +310,7 @@ function covered(wanted: ReadonlySet<string>, answered: ReadonlySet<string>): bo
 }
 
 class SimProxy {
-  private client: InstanceType<typeof AdsClient> | undefined;
-  private call: grpc.ClientDuplexStream<Buffer, Buffer> | undefined;
+  private call: GrpcStream | undefined;
   open = false;
   failed: string | undefined;
   private closing = false;
@@ -388,28 +356,18 @@ class SimProxy {
 
   start(xdsAddress: string): void {
     this.xdsAddress = xdsAddress;
-    this.client = new AdsClient(xdsAddress, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': -1,
-      // One HTTP/2 connection per proxy, as with real sidecars.
-      'grpc.use_local_subchannel_pool': 1,
-      'grpc.enable_retries': 0,
+    this.call = new GrpcStream({
+      address: xdsAddress,
+      path: `${ADS_SERVICE}${this.protocol === 'delta' ? 'Delta' : 'Stream'}AggregatedResources`,
+      metadata: this.spec.token ? { authorization: `Bearer ${this.spec.token}` } : {},
       // Envoy's HTTP/2 flow-control windows for its xDS gRPC client: 256 MiB per stream and per
       // connection (http2_protocol_options initial_stream/connection_window_size defaults), so a
       // large response is not paced by 64 KiB window updates.
-      'grpc-node.flow_control_window': 256 * 1024 * 1024,
+      windowBytes: 256 * 1024 * 1024,
+      onMessage: (buf) => this.onResponse(buf),
+      onEnd: (e) => this.onEnd(e),
     });
-    const md = new grpc.Metadata();
-    if (this.spec.token) md.set('authorization', `Bearer ${this.spec.token}`);
-    this.call =
-      this.protocol === 'delta'
-        ? this.client.DeltaAggregatedResources(md)
-        : this.client.StreamAggregatedResources(md);
     this.open = true;
-    this.call.on('data', (buf: Buffer) => this.onResponse(buf));
-    this.call.on('error', () => {
-      // the status event carries the code
-    });
-    this.call.on('status', (s: grpc.StatusObject) => this.onEnd(s));
     this.request(CDS, { subscribe: [] });
   }
 
@@ -418,12 +376,7 @@ class SimProxy {
     if (this.ldsTimer) clearTimeout(this.ldsTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.open = false;
-    try {
-      this.call?.cancel();
-    } catch {
-      // gone
-    }
-    this.client?.close();
+    this.call?.close();
   }
 
   /**
@@ -431,16 +384,15 @@ class SimProxy {
    * 0.25 s base, 5 s max), starting over (this client does not send
    * initial_resource_versions); give up after MAX_ATTEMPTS.
    */
-  private onEnd(s: grpc.StatusObject): void {
+  private onEnd(s: StreamEnd): void {
     if (!this.open || this.closing) return;
     this.open = false;
     if (this.ldsTimer) clearTimeout(this.ldsTimer);
-    const message = `${grpc.status[s.code] ?? s.code}: ${s.details}`
+    const message = `${grpcStatus[s.code] ?? s.code}: ${s.details}`
       .replace(/\s*\(\d{4}-\d\d-\d\dT[^)]*\)/g, '')
       .slice(0, 100);
     totals.errors[message] = (totals.errors[message] ?? 0) + 1;
     markerDropProxy(this.idx);
-    this.client?.close();
     if (++this.attempts > MAX_ATTEMPTS) {
       this.failed = message;
       return;

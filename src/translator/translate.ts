@@ -322,9 +322,9 @@ export class MeshTranslator {
    * seen. Another sidecar at the same address just gets them made again.
    */
   forget(proxy: ProxyIdentity): void {
-    const service = proxy.service ?? proxy.nodeId;
+    const caller = this.outboundCaller(proxy);
     for (const [port, plan] of this.portPlan) {
-      this.listenerMemo.delete(`http|${port}|${proxy.outboundAddress}|${service}`);
+      this.listenerMemo.delete(`http|${port}|${proxy.outboundAddress}|${caller}`);
       if (plan.tcp) this.listenerMemo.delete(`tcp|${plan.tcp.name}|${proxy.outboundAddress}`);
     }
     if (proxy.service && proxy.inboundPort && proxy.appPort) {
@@ -982,13 +982,24 @@ export class MeshTranslator {
     return e.obj;
   }
 
+  /**
+   * Whom a sidecar's outbound HTTP listeners name: its service when the Mesh's tracing
+   * reports it by name (OpenTelemetry's service_name), else nobody, and then every
+   * sidecar's listener on a port is the same but for the address.
+   */
+  private outboundCaller(proxy: ProxyIdentity): string {
+    return this.snapshot.mesh.spec.tracing?.provider === 'opentelemetry'
+      ? (proxy.service ?? proxy.nodeId)
+      : '';
+  }
+
   private httpOutboundListener(proxy: ProxyIdentity, port: number): Obj {
-    const service = proxy.service ?? proxy.nodeId;
-    // The sidecars of one service share all but the address: the rest is made (and encoded) once.
-    const template = this.memo(`http|${port}|${service}`, {}, () =>
-      this.makeHttpOutboundListener(port, service),
+    const caller = this.outboundCaller(proxy);
+    // All but the address is made (and encoded) once per port and caller.
+    const template = this.memo(`http|${port}|${caller}`, {}, () =>
+      this.makeHttpOutboundListener(port, caller),
     );
-    return this.memo(`http|${port}|${proxy.outboundAddress}|${service}`, {}, () => {
+    return this.memo(`http|${port}|${proxy.outboundAddress}|${caller}`, {}, () => {
       const address = socketAddress(proxy.outboundAddress, port);
       const l = { name: template.name, address, ...template };
       overlays.set(l, { base: template, overlay: { address } });
@@ -997,7 +1008,7 @@ export class MeshTranslator {
   }
 
   /** An outbound HTTP listener without its address (see httpOutboundListener). */
-  private makeHttpOutboundListener(port: number, service: string): Obj {
+  private makeHttpOutboundListener(port: number, caller: string): Obj {
     const name = outboundListenerName(port);
     return {
       name,
@@ -1011,7 +1022,7 @@ export class MeshTranslator {
                 '@type': TYPE.hcm,
                 stat_prefix: statPrefix(name),
                 rds: { route_config_name: outboundRouteName(port), config_source: adsConfigSource() },
-                ...this.observability(service),
+                ...this.observability(caller),
                 http_filters: [{ name: FILTER.fault, typed_config: { '@type': TYPE.fault } }, routerFilter()],
               },
             },

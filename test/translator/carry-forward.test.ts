@@ -130,6 +130,36 @@ describe('translator: taking over an earlier translation', () => {
     assert.deepEqual({ ...o1.base, ...o1.overlay }, l1);
   });
 
+  it('outbound listeners of different services share their base, unless tracing names the caller', () => {
+    const mesh = (tracing: unknown) => ({
+      kind: 'Mesh',
+      name: 'default',
+      spec: { mtls: { mode: 'permissive' }, ...(tracing ? { tracing } : {}) },
+    });
+    const bases = (tracing: unknown) => {
+      const t = new MeshTranslator(buildMeshSnapshot(1, docs([mesh(tracing)])));
+      return ['a', 'b'].map((s, i) => {
+        const r = t.translate(
+          proxyIdentity(`${s}-x`, {
+            service: s,
+            address: `127.0.0.2${i}`,
+            inboundPort: 15006,
+            appPort: 8080,
+          }),
+        );
+        const l = r.listeners.find((x) => x.name === 'outbound|9001')!;
+        return t.overlayOf(l)!.base;
+      });
+    };
+    const [a, b] = bases(undefined);
+    assert.ok(same(a, b), 'one base for every caller');
+    const [za, zb] = bases({ provider: 'zipkin', collector: 'zipkin:9411', samplePercent: 10 });
+    assert.ok(same(za, zb), 'Zipkin names the caller through the node, not the listener');
+    const [oa, ob] = bases({ provider: 'opentelemetry', collector: 'otel:4317', samplePercent: 10 });
+    const serviceName = (l: object) => /"service_name":"([^"]*)"/.exec(JSON.stringify(l))?.[1];
+    assert.deepEqual([serviceName(oa), serviceName(ob)], ['a', 'b']);
+  });
+
   it('a changed Mesh, AuthorizationPolicy, TrafficRoute subset or a new Service gives what a fresh translation gives', () => {
     check(
       docs(),
