@@ -7,6 +7,7 @@
 // usage (forked by bench/run.ts): node server-host.js <path/to/meshplane.js> serve [flags]
 import fs from 'node:fs';
 import inspector from 'node:inspector';
+import v8 from 'node:v8';
 
 type Msg = { op: 'profile-start' } | { op: 'profile-stop'; file: string };
 
@@ -57,6 +58,11 @@ if (memlog > 0) {
     const mb = (n: number) => Math.round(n / 1048576);
     console.error(
       `mem rss=${mb(m.rss)} heapUsed=${mb(m.heapUsed)} heapTotal=${mb(m.heapTotal)} external=${mb(m.external)} arrayBuffers=${mb(m.arrayBuffers)}`,
+      // Committed and used per V8 space: where heapTotal goes.
+      v8
+        .getHeapSpaceStatistics()
+        .map((s) => `${s.space_name.replace(/_space$/, '')}=${mb(s.space_size)}/${mb(s.space_used_size)}`)
+        .join(' '),
     );
   }, memlog).unref();
 }

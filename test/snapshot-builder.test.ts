@@ -154,3 +154,54 @@ describe('snapshot builder: workload identities', () => {
     }
   });
 });
+
+describe('snapshot builder: the churn window follows the load', () => {
+  it('grows while the loop is busier than the target, up to its cap, and shrinks back as the load falls', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-churn-'));
+    const store = createSqliteStore({ dataDir: dir });
+    let load = 0.9;
+    const builder = new SnapshotBuilder({
+      store,
+      cache: new XdsCache(),
+      log: silentLogger,
+      quietMs: 5,
+      maxDelayMs: 20,
+      churnMaxDelayMs: 160,
+      churnLoadTarget: 0.45,
+      loadSinceLastCall: () => load,
+    });
+    try {
+      const apply = async (i: number) => {
+        const v = validateDocuments([
+          { kind: 'Service', name: 'a', spec: { port: 9001 } },
+          { kind: 'Instance', name: `a-${i}`, spec: { service: 'a', address: '127.0.0.1', port: 15006 } },
+        ]);
+        assert.ok(v.ok);
+        return (await store.apply(v.value)).revision;
+      };
+      await apply(0);
+      await builder.start();
+      const churn = async (from: number, count: number) => {
+        const seen: number[] = [];
+        let last = 0;
+        for (let i = from; i < from + count; i++) {
+          last = await apply(i);
+          seen.push(builder.churnDelay);
+          await new Promise((res) => setTimeout(res, 10)); // the pace of the changes (100 a second)
+        }
+        await eventually(() => assert.equal(builder.builtRevision, last));
+        return seen;
+      };
+      const busy = await churn(1, 50);
+      assert.equal(busy[0], 20, 'starts at maxDelayMs');
+      assert.equal(Math.max(...busy), 160, `grows to churnMaxDelayMs: ${busy.join(' ')}`);
+      load = 0.1;
+      const idle = await churn(100, 50);
+      assert.equal(idle.at(-1), 20, `back to maxDelayMs: ${idle.join(' ')}`);
+    } finally {
+      builder.stop();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
