@@ -10,6 +10,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import packageJson from '../package.json';
 import { createApiApp } from './api/app';
 import { ChangeTracker } from './changes';
+import { FastHistogram } from './fast-histogram';
 import { InstanceLifecycle } from './instances';
 import type { Logger } from './log';
 import { createSqliteStore, type Store } from './registry';
@@ -161,8 +162,9 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   const m = createMetrics(metrics);
   // Every type's counters exist from the start (a dashboard shows 0, not "no data").
   for (const type of Object.values(SHORT_NAMES))
-    for (const c of [m.pushes, m.acks, m.nacks]) c.inc({ type }, 0);
-  const changes = new ChangeTracker({ onConverged: (seconds) => m.convergence.observe(seconds) });
+    for (const c of [m.pushes.counter, m.acks.counter, m.nacks]) c.inc({ type }, 0);
+  const converged = m.convergence.child();
+  const changes = new ChangeTracker({ onConverged: converged });
   builder = new SnapshotBuilder({
     store,
     cache,
@@ -179,15 +181,17 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
   // Per-type children bound once: every push and every ACK counts, a thousand per change.
   const byType = <T>(child: (type: string) => T) =>
     new Map(Object.entries(SHORT_NAMES).map(([t, type]) => [t as TypeUrl, child(type)]));
-  const pushesOf = byType((type) => m.pushes.labels({ type }));
-  const pushLatencyOf = byType((type) => m.pushLatency.labels({ type }));
-  const acksOf = byType((type) => m.acks.labels({ type }));
+  const pushesOf = byType((type) => m.pushes.tally(type));
+  const pushLatencyOf = byType((type) => m.pushLatency.child(type));
+  const acksOf = byType((type) => m.acks.tally(type));
   ads.on('push', (_p: ProxyStatus, typeUrl: TypeUrl, _sent: unknown, latencyMs?: number) => {
-    pushesOf.get(typeUrl)?.inc();
-    if (latencyMs !== undefined) pushLatencyOf.get(typeUrl)?.observe(latencyMs / 1000);
+    const t = pushesOf.get(typeUrl);
+    if (t) t.n++;
+    if (latencyMs !== undefined) pushLatencyOf.get(typeUrl)?.(latencyMs / 1000);
   });
   ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl) => {
-    acksOf.get(typeUrl)?.inc();
+    const t = acksOf.get(typeUrl);
+    if (t) t.n++;
     if (proxySyncState(p) === 'SYNCED') changes.proxySynced(p.nodeId);
   });
   ads.on('nack', (p: ProxyStatus, typeUrl: TypeUrl, nack: NackRecord) => {
@@ -297,32 +301,49 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/**
+ * A counter by type whose hot-path increments are plain additions (`tally(type).n++`, once per
+ * push or ACK), handed to prom-client when /metrics is read.
+ */
+function tallied(o: { name: string; help: string; registers: Registry[] }) {
+  const tallies = new Map<string, { n: number }>();
+  const counter = new Counter({
+    ...o,
+    labelNames: ['type'],
+    collect() {
+      for (const [type, t] of tallies) {
+        if (t.n > 0) this.inc({ type }, t.n);
+        t.n = 0;
+      }
+    },
+  });
+  const tally = (type: string) => {
+    let t = tallies.get(type);
+    if (!t) {
+      t = { n: 0 };
+      tallies.set(type, t);
+    }
+    return t;
+  };
+  return { counter, tally };
+}
+
 /** The control plane's own series (shared/design/API.md: /metrics). */
 function createMetrics(registry: Registry) {
   const registers = [registry];
   return {
-    pushes: new Counter({
-      name: 'meshplane_xds_pushes_total',
-      help: 'xDS responses sent, by type',
-      labelNames: ['type'],
-      registers,
-    }),
-    acks: new Counter({
-      name: 'meshplane_xds_acks_total',
-      help: 'xDS ACKs received, by type',
-      labelNames: ['type'],
-      registers,
-    }),
+    pushes: tallied({ name: 'meshplane_xds_pushes_total', help: 'xDS responses sent, by type', registers }),
+    acks: tallied({ name: 'meshplane_xds_acks_total', help: 'xDS ACKs received, by type', registers }),
     nacks: new Counter({
       name: 'meshplane_xds_nacks_total',
       help: 'xDS NACKs received (Envoy rejected config), by type',
       labelNames: ['type'],
       registers,
     }),
-    pushLatency: new Histogram({
+    pushLatency: new FastHistogram({
       name: 'meshplane_xds_push_latency_seconds',
       help: "from a proxy's resources changing in the cache to the response being written, by type",
-      labelNames: ['type'],
+      labelName: 'type',
       buckets: LATENCY_BUCKETS,
       registers,
     }),
@@ -333,7 +354,7 @@ function createMetrics(registry: Registry) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
-    convergence: new Histogram({
+    convergence: new FastHistogram({
       name: 'meshplane_proxy_convergence_seconds',
       help: 'from a store change to each affected proxy having ACKed everything (one observation per change and proxy)',
       buckets: LATENCY_BUCKETS,
