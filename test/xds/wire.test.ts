@@ -15,9 +15,25 @@ import {
   assemblingSerializer,
   deltaEntry,
   deltaHead,
+  SerializedParts,
   sotwEntry,
   sotwHead,
 } from '../../src/xds/wire';
+
+/**
+ * grpc-js's own framing of a serialized response (the server's
+ * serializeMessage, run as is): the message after its 5-byte gRPC header.
+ */
+const { BaseServerInterceptingCall } = require('@grpc/grpc-js/build/src/server-interceptors') as {
+  BaseServerInterceptingCall: { prototype: { serializeMessage(value: unknown): Buffer } };
+};
+function framed(serialize: (value: unknown) => Buffer, value: unknown): Buffer {
+  const out = BaseServerInterceptingCall.prototype.serializeMessage.call({ handler: { serialize } }, value);
+  assert.ok(Buffer.isBuffer(out));
+  assert.equal(out[0], 0, 'not compressed');
+  assert.equal(out.readUInt32BE(1), out.length - 5, 'length prefix');
+  return out.subarray(5);
+}
 
 describe('xds: assembled responses', () => {
   const pkg = grpc.loadPackageDefinition(loadAdsPackageDefinition()) as unknown as {
@@ -44,7 +60,8 @@ describe('xds: assembled responses', () => {
         resource: { type_url: CLUSTER_TYPE, value: r.value },
       })),
     });
-    const assembled = assemblingSerializer(m.responseSerialize)(
+    const assembled = framed(
+      assemblingSerializer(m.responseSerialize),
       new AssembledResponse(
         deltaHead(head.system_version_info, head.type_url, head.nonce, head.removed_resources),
         clusters.map(deltaEntry),
@@ -56,6 +73,24 @@ describe('xds: assembled responses', () => {
     assert.equal(deltaEntry(clusters[1]), deltaEntry(clusters[1]));
   });
 
+  it('an assembled response reaches the gRPC frame without a contiguous copy of its own', () => {
+    const head = deltaHead('v', CLUSTER_TYPE, '1', []);
+    const entries = clusters.map(deltaEntry);
+    const out = assemblingSerializer(svc.DeltaAggregatedResources.responseSerialize)(
+      new AssembledResponse(head, entries),
+    ) as unknown as SerializedParts;
+    assert.ok(out instanceof SerializedParts);
+    // The very buffers of the shared entries, not copies of them.
+    assert.deepEqual(out.parts, [head, ...entries.flat()]);
+    assert.ok(out.parts.every((p, i) => p === [head, ...entries.flat()][i]));
+    assert.equal(out.byteLength, Buffer.concat(out.parts as Buffer[]).length);
+    assert.throws(() => out.copy(Buffer.alloc(out.byteLength + 4), 5), RangeError);
+    const target = Buffer.alloc(out.byteLength + 2, 0xff);
+    assert.equal(out.copy(target, 1), out.byteLength);
+    assert.deepEqual(target.subarray(1, -1), out.toBuffer());
+    assert.deepEqual([target[0], target.at(-1)], [0xff, 0xff]);
+  });
+
   it('SotW: header plus per-resource Anys is the DiscoveryResponse the regular serializer writes', () => {
     const m = svc.StreamAggregatedResources;
     const head = { version_info: 'v1', type_url: CLUSTER_TYPE, nonce: '3' };
@@ -63,7 +98,8 @@ describe('xds: assembled responses', () => {
       ...head,
       resources: clusters.map((r) => ({ type_url: CLUSTER_TYPE, value: r.value })),
     });
-    const assembled = assemblingSerializer(m.responseSerialize)(
+    const assembled = framed(
+      assemblingSerializer(m.responseSerialize),
       new AssembledResponse(sotwHead(head.version_info, head.type_url, head.nonce), clusters.map(sotwEntry)),
     );
     assert.equal(assembled.length, regular.length);
@@ -91,7 +127,8 @@ describe('xds: assembled responses', () => {
       // The base's 400-odd bytes are the same buffer in both entries, not copies.
       for (const e of entries) assert.ok(Array.isArray(e) && e.includes(base.value));
       const regular = m.responseSerialize({ ...head, resources });
-      const assembled = assemblingSerializer(m.responseSerialize)(
+      const assembled = framed(
+        assemblingSerializer(m.responseSerialize),
         new AssembledResponse(encodedHead, entries),
       );
       assert.equal(assembled.length, regular.length);
