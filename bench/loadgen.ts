@@ -86,7 +86,19 @@ interface Refs {
   readonly secrets: readonly string[];
 }
 
-const refsMemo = new Map<string, Refs>();
+/** By resource version key (Delta) or content hash (SotW). */
+const refsMemo = new Map<string | number, Refs>();
+/** One object per distinct content: a proxy sees its references change only when they do. */
+const refsByContent = new Map<string, Refs>();
+
+function canonical(r: Refs): Refs {
+  const k = `${r.eds ?? ''}\u0000${r.routes.join('\u0001')}\u0000${r.secrets.join('\u0001')}`;
+  const hit = refsByContent.get(k);
+  if (hit) return hit;
+  if (refsByContent.size > 200_000) refsByContent.clear();
+  refsByContent.set(k, r);
+  return r;
+}
 
 function collectRefs(node: unknown, routes: Set<string>, secrets: Set<string>, depth = 0): void {
   if (depth > 40 || node === null || typeof node !== 'object') return;
@@ -102,10 +114,10 @@ function collectRefs(node: unknown, routes: Set<string>, secrets: Set<string>, d
     if (v !== null && typeof v === 'object') collectRefs(v, routes, secrets, depth + 1);
 }
 
-function refsOf(typeUrl: string, version: string, buf: Buffer, start: number, end: number): Refs {
-  // A Delta version is a hash of the resource's bytes (name included): it is the key as it is.
+function refsOf(typeUrl: string, versionKey: number, buf: Buffer, start: number, end: number): Refs {
+  // A Delta version is a hash of the resource's bytes (name included): its key is the key.
   const key =
-    version || `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
+    versionKey || `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
   const hit = refsMemo.get(key);
   if (hit) return hit;
   // Listeners differ per sidecar only in their address, which refers to nothing: listeners alike
@@ -126,7 +138,7 @@ function refsOf(typeUrl: string, version: string, buf: Buffer, start: number, en
     const svc = (obj.eds_cluster_config as { service_name?: string } | undefined)?.service_name;
     eds = intern(svc || String(obj.name));
   }
-  const refs: Refs = { eds, routes: [...routes], secrets: [...secrets] };
+  const refs = canonical({ eds, routes: [...routes], secrets: [...secrets] });
   if (refsMemo.size > 200_000) refsMemo.clear();
   refsMemo.set(key, refs);
   if (likeKey) refsMemo.set(likeKey, refs);
@@ -462,11 +474,22 @@ class SimProxy {
     const r = this.protocol === 'delta' ? parseDeltaResponse(buf) : parseSotwResponse(buf);
     if (this.connectedAt === 0) this.connectedAt = Date.now();
     const t = r.typeUrl;
+    // Whether what the clusters or listeners refer to changed (what to subscribe to next).
+    let refsChanged = false;
     if (t === CDS || t === LDS) {
       const held = t === CDS ? this.clusters : this.listeners;
-      if (this.protocol === 'sotw') held.clear(); // full state
-      for (const n of r.removed) held.delete(n);
-      for (const res of r.resources) held.set(res.name, refsOf(t, res.version, buf, res.start, res.end));
+      if (this.protocol === 'sotw') {
+        held.clear(); // full state
+        refsChanged = true;
+      }
+      for (const n of r.removed) if (held.delete(n)) refsChanged = true;
+      for (const res of r.resources) {
+        const refs = refsOf(t, res.key, buf, res.start, res.end);
+        if (held.get(res.name) !== refs) {
+          held.set(res.name, refs);
+          refsChanged = true;
+        }
+      }
     } else {
       const answered = this.answered.get(t);
       if (answered) {
@@ -485,9 +508,10 @@ class SimProxy {
         this.cdsAckAt = now;
         this.ldsTimer = setTimeout(() => this.requestLds(), this.initialFetchTimeoutMs);
       }
-      this.resubscribe(EDS, new Set([...this.clusters.values()].flatMap((c) => (c.eds ? [c.eds] : []))));
+      if (refsChanged)
+        this.resubscribe(EDS, new Set([...this.clusters.values()].flatMap((c) => (c.eds ? [c.eds] : []))));
     }
-    if (t === CDS || t === LDS) {
+    if (refsChanged) {
       const secrets = new Set<string>();
       for (const held of [this.clusters, this.listeners])
         for (const x of held.values()) for (const s of x.secrets) secrets.add(s);
@@ -495,7 +519,7 @@ class SimProxy {
     }
     if (t === LDS) {
       if (this.ldsAckAt === 0) this.ldsAckAt = now;
-      this.resubscribe(RDS, new Set([...this.listeners.values()].flatMap((l) => l.routes)));
+      if (refsChanged) this.resubscribe(RDS, new Set([...this.listeners.values()].flatMap((l) => l.routes)));
     }
     this.phases(now);
   }

@@ -110,6 +110,8 @@ export interface RawResource {
   name: string;
   /** Delta: Resource.version; SotW: '' */
   version: string;
+  /** Delta: a 53-bit hash of the version's bytes (0 without a version). */
+  key: number;
   /** Bounds of the resource message (the Any's value) inside the response buffer. */
   start: number;
   end: number;
@@ -168,17 +170,60 @@ function fields123(buf: Buffer, start: number, end: number, out: Int32Array): vo
 
 /**
  * Resources seen before, by version: a version is a hash of the resource's bytes
- * (name included), so a known one gives the name without decoding it again.
+ * (name included), so a known one gives the name, and where the Any's value sits in
+ * the Resource, without decoding it again. Keyed by a 53-bit hash of the version's
+ * bytes, so that a known resource costs no string.
  */
-const byVersion = new Map<string, { readonly name: string; readonly version: string }>();
+interface Known {
+  readonly name: string;
+  readonly version: string;
+  readonly key: number;
+  /** The Any's value, relative to the start of the Resource message. */
+  readonly valueStart: number;
+  readonly valueEnd: number;
+}
+const byVersion = new Map<number, Known>();
 const spans = new Int32Array(6);
 const anySpans = new Int32Array(6);
 
+/** Two 32-bit FNV-1a variants over buf[s, e) joined into one exact-integer double (53 bits). */
+function bytesKey(buf: Uint8Array, s: number, e: number): number {
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  for (let i = s; i < e; i++) {
+    h1 = Math.imul(h1 ^ buf[i], 0x01000193);
+    h2 = Math.imul(h2 ^ buf[i], 0x5bd1e995) ^ (h2 >>> 15);
+  }
+  return (h1 >>> 0) * 0x200000 + ((h2 >>> 0) & 0x1fffff);
+}
+
 /** Resource { version = 1; resource = 2 (Any { type_url = 1; value = 2 }); name = 3 } */
 function deltaResource(buf: Buffer, s: number, e: number): RawResource {
+  // The server writes the version first: read it without walking the other fields.
+  let vs = -1;
+  let ve = -1;
+  if (buf[s] === 0x0a) {
+    const c = { pos: s + 1 };
+    const len = varint(buf, c);
+    vs = c.pos;
+    ve = c.pos + len;
+  }
+  if (vs >= 0 && ve <= e) {
+    const known = byVersion.get(bytesKey(buf, vs, ve));
+    if (known) {
+      return {
+        name: known.name,
+        version: known.version,
+        key: known.key,
+        start: s + known.valueStart,
+        end: s + known.valueEnd,
+      };
+    }
+  }
   fields123(buf, s, e, spans);
-  const [vs, ve, as, ae, ns, ne] = spans;
-  const r: RawResource = { name: '', version: '', start: e, end: e };
+  [vs, ve] = [spans[0], spans[1]];
+  const [as, ae, ns, ne] = [spans[2], spans[3], spans[4], spans[5]];
+  const r: RawResource = { name: '', version: '', key: 0, start: e, end: e };
   if (as >= 0) {
     fields123(buf, as, ae, anySpans);
     if (anySpans[2] >= 0) {
@@ -186,20 +231,18 @@ function deltaResource(buf: Buffer, s: number, e: number): RawResource {
       r.end = anySpans[3];
     }
   }
-  if (vs >= 0) {
-    const version = buf.toString('latin1', vs, ve);
-    const known = byVersion.get(version);
-    if (known) {
-      r.name = known.name;
-      r.version = known.version;
-      return r;
-    }
-    r.version = version;
-  }
   if (ns >= 0) r.name = intern(buf.toString('utf8', ns, ne));
-  if (r.version) {
+  if (vs >= 0) {
+    r.version = buf.toString('latin1', vs, ve);
+    r.key = bytesKey(buf, vs, ve);
     if (byVersion.size > 500_000) byVersion.clear();
-    byVersion.set(r.version, { name: r.name, version: r.version });
+    byVersion.set(r.key, {
+      name: r.name,
+      version: r.version,
+      key: r.key,
+      valueStart: r.start - s,
+      valueEnd: r.end - s,
+    });
   }
   return r;
 }
@@ -246,6 +289,7 @@ export function parseSotwResponse(buf: Buffer): RawResponse {
         out.resources.push({
           name: intern(stringField(buf, v.start, v.end, 1)),
           version: '',
+          key: 0,
           start: v.start,
           end: v.end,
         });

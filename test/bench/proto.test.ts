@@ -58,5 +58,26 @@ describe('bench: load generator wire pieces', () => {
       assert.equal(r.resources[0].version, l.version);
       assert.deepEqual(response.subarray(r.resources[0].start, r.resources[0].end), l.value);
     }
+    // A known resource elsewhere in another response: its payload is found where it is there.
+    const other = encodeResource(LISTENER_TYPE, { name: 'other', traffic_direction: 'INBOUND' });
+    const two = Buffer.from(
+      Response.encode(
+        Response.fromObject({
+          type_url: LISTENER_TYPE,
+          nonce: '4',
+          resources: [other, l].map((x) => ({
+            name: x.name,
+            version: x.version,
+            resource: { type_url: LISTENER_TYPE, value: x.value },
+          })),
+        }),
+      ).finish(),
+    );
+    const r2 = parseDeltaResponse(two);
+    assert.deepEqual(
+      r2.resources.map((x) => [x.name, x.version, two.subarray(x.start, x.end)]),
+      [other, l].map((x) => [x.name, x.version, Buffer.from(x.value)]),
+    );
+    assert.ok(r2.resources[0].key !== r2.resources[1].key && r2.resources[1].key > 0);
   });
 });
