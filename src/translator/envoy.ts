@@ -30,10 +30,11 @@ export const FILTER = {
 
 export type Obj = Record<string, unknown>;
 
-/** google.protobuf.Duration from milliseconds. */
-export function duration(ms: number): { seconds: number; nanos: number } {
+/** google.protobuf.Duration from milliseconds; nanos only when there are some (a zero costs two bytes). */
+export function duration(ms: number): { seconds: number; nanos?: number } {
   const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  const nanos = Math.round((ms - seconds * 1000) * 1e6);
+  return nanos === 0 ? { seconds } : { seconds, nanos };
 }
 
 /** A wrapper type (UInt32Value...). */
@@ -47,8 +48,12 @@ export function fractionalPercent(percent: number): { numerator: number; denomin
 }
 
 /** Every ConfigSource is ADS with an explicit V3 (XDS-PROTOCOL.md 6.5). */
+/**
+ * Resources of a type named in another one come over the same ADS stream. The initial fetch
+ * timeout is Envoy's default (15 s), not repeated in every cluster and listener.
+ */
 export function adsConfigSource(): Obj {
-  return { ads: {}, resource_api_version: 'V3', initial_fetch_timeout: duration(15_000) };
+  return { ads: {}, resource_api_version: 'V3' };
 }
 
 export function socketAddress(address: string, port: number): Obj {

@@ -727,7 +727,8 @@ export class MeshTranslator {
     const c: Obj = {
       name,
       type: 'EDS',
-      eds_cluster_config: { eds_config: adsConfigSource(), service_name: name },
+      // The CLA has the cluster's own name: no service_name (EDS then asks for the cluster name).
+      eds_cluster_config: { eds_config: adsConfigSource() },
       connect_timeout: duration(5_000),
     };
     if (svc.spec.protocol === 'http2' || svc.spec.protocol === 'grpc') {
