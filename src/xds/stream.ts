@@ -941,6 +941,8 @@ export class DeltaStream extends AdsStream {
     st.fullScan = false;
 
     const send: EncodedResource[] = [];
+    /** What the client held of each resource in `send` (for NACK rollback, rule 4.7). */
+    const sentPrev: (string | undefined)[] = [];
     const removed: string[] = [];
     let retained = false;
     for (const n of candidates) {
@@ -948,9 +950,11 @@ export class DeltaStream extends AdsStream {
       const wanted = st.wildcard || st.names.has(n);
       if (r && wanted) {
         const forced = st.force.has(n);
-        if (!forced && st.known.get(n) === r.version) continue;
+        const held = st.known.get(n);
+        if (!forced && held === r.version) continue;
         if (!forced && st.parked.get(n) === r.version) continue; // rule 2.6
         send.push(r);
+        sentPrev.push(held);
       } else if (st.known.has(n)) {
         // Rule 4.4: the client holds it and it is gone. Secrets are never removed (rule 4.5, E#32832).
         if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
@@ -965,14 +969,12 @@ export class DeltaStream extends AdsStream {
     st.force.clear();
     if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
 
-    const sentPrev: (string | undefined)[] = new Array(send.length);
     const removedPrev: (string | undefined)[] = new Array(removed.length);
     const anyParked = st.parked.size > 0;
-    send.forEach((r, i) => {
-      sentPrev[i] = st.known.get(r.name);
+    for (const r of send) {
       st.known.set(r.name, r);
       if (anyParked) st.parked.delete(r.name);
-    });
+    }
     removed.forEach((n, i) => {
       removedPrev[i] = st.known.get(n);
       st.known.delete(n);

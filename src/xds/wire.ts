@@ -174,10 +174,24 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
  */
 export class SerializedParts {
   readonly byteLength: number;
+  readonly parts: readonly Buffer[];
 
-  constructor(readonly parts: readonly Buffer[]) {
-    let n = 0;
-    for (const p of parts) n += p.length;
+  /** The head, then each entry's buffers in order. */
+  constructor(head: Buffer, entries: readonly (Buffer | readonly Buffer[])[]) {
+    const parts: Buffer[] = [head];
+    let n = head.length;
+    for (const e of entries) {
+      if (Buffer.isBuffer(e)) {
+        parts.push(e);
+        n += e.length;
+      } else {
+        for (const b of e as readonly Buffer[]) {
+          parts.push(b);
+          n += b.length;
+        }
+      }
+    }
+    this.parts = parts;
     this.byteLength = n;
   }
 
@@ -206,6 +220,6 @@ export class SerializedParts {
 export function assemblingSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
   return (value) => {
     if (!(value instanceof AssembledResponse)) return serialize(value);
-    return new SerializedParts([value.head, ...value.entries.flat()]) as unknown as Buffer;
+    return new SerializedParts(value.head, value.entries) as unknown as Buffer;
   };
 }
