@@ -7,7 +7,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
+import { keepBytes } from './keep';
 import protos from './protos.json';
+
+export { keepBytes };
 
 const xdsPackageDir = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
 
@@ -180,7 +183,7 @@ export function encodeResource(typeUrl: string, obj: Record<string, unknown>): E
   } catch (err) {
     throw new ResourceEncodeError(typeUrl, '', (err as Error).message);
   }
-  const value = Buffer.from(type.encode(message).finish());
+  const value = keepBytes(type.encode(message).finish());
   const name = resourceName(typeUrl, obj);
   return { typeUrl, name, version: contentVersion(value), value, warms: edsServiceName(typeUrl, name, obj) };
 }
@@ -207,12 +210,7 @@ export function encodeOverlay(base: EncodedResource, overlay: Record<string, unk
   } catch (err) {
     throw new ResourceEncodeError(base.typeUrl, '', (err as Error).message);
   }
-  return fromParts(
-    base.typeUrl,
-    base.name,
-    [...(base.parts ?? [base.value]), Buffer.from(extra)],
-    base.warms,
-  );
+  return fromParts(base.typeUrl, base.name, [...(base.parts ?? [base.value]), keepBytes(extra)], base.warms);
 }
 
 /** A resource whose bytes are `parts` one after the other, joined only when `value` is read. */
@@ -251,7 +249,7 @@ export function encodeItem(typeUrl: string, field: string, obj: Record<string, u
   }
   const w = protobuf.Writer.create();
   w.uint32((f.id << 3) | 2).uint32(bytes.length);
-  return Buffer.concat([w.finish(), bytes]);
+  return keepBytes(Buffer.concat([w.finish(), bytes]));
 }
 
 /**

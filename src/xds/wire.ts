@@ -5,7 +5,7 @@
 // order and concatenates repeated fields, so header + entries is the message.
 // Field numbers: envoy/service/discovery/v3/discovery.proto and
 // google/protobuf/any.proto.
-import type { EncodedResource } from '../../envoy-protos';
+import { type EncodedResource, keepBytes } from '../../envoy-protos';
 
 /** A response whose resources are pre-encoded entries; the gRPC serializer concatenates. */
 export class AssembledResponse {
@@ -134,6 +134,11 @@ function wrapped(tag: number, payload: readonly Buffer[], shared: boolean): Buff
   return out;
 }
 
+/** An entry kept with its resource: its own pieces moved out of Node's shared pool (see keepBytes). */
+function kept(e: Buffer | Buffer[]): Buffer | Buffer[] {
+  return Array.isArray(e) ? e.map(keepBytes) : keepBytes(e);
+}
+
 // Where a resource object keeps its entries, once encoded (properties: read per resource per push).
 const SOTW = Symbol('sotwEntry');
 const DELTA = Symbol('deltaEntry');
@@ -144,7 +149,7 @@ export function sotwEntry(r: EncodedResource): Buffer | Buffer[] {
   const o = r as WithEntries;
   let e = o[SOTW];
   if (!e) {
-    e = wrapped(0x12, anyOf(r), r.parts !== undefined);
+    e = kept(wrapped(0x12, anyOf(r), r.parts !== undefined));
     o[SOTW] = e;
   }
   return e;
@@ -157,7 +162,7 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
   if (!e) {
     const any = anyOf(r);
     const resource = [field(0x0a, [r.version]), header(0x12, total(any)), ...any, field(0x1a, [r.name])];
-    e = wrapped(0x12, resource, r.parts !== undefined);
+    e = kept(wrapped(0x12, resource, r.parts !== undefined));
     o[DELTA] = e;
   }
   return e;
