@@ -15,7 +15,7 @@ describe('envoy-protos: keepBytes', () => {
     const many = Array.from({ length: 3000 }, (_, i) =>
       keepBytes(Buffer.from(`entry-${i}-${'x'.repeat(i % 50)}`)),
     );
-    many.forEach((b, i) => assert.equal(b.toString(), `entry-${i}-${'x'.repeat(i % 50)}`));
+    for (const [i, b] of many.entries()) assert.equal(b.toString(), `entry-${i}-${'x'.repeat(i % 50)}`);
     const slabs = new Set(many.map((b) => b.buffer));
     assert.ok(slabs.size > 1 && slabs.size < 10, `${slabs.size} slabs`);
     assert.ok(!slabs.has(pooled.buffer));
