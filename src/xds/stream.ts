@@ -156,6 +156,34 @@ interface DeltaInflight {
 /** Marks a resource whose state on the client is unknown after a NACK: any version differs. */
 const UNKNOWN = '';
 
+/**
+ * The one empty collection every type state starts with for what it seldom or
+ * never fills (a Delta stream's SotW `sent`, a cluster type's `awaitingWarm`,
+ * parked or forced names): five types x thousands of streams of empty Maps and
+ * Sets are megabytes. Reads are free; the first write goes through one of the
+ * helpers below, which make a real one. Writing into these is a bug: it throws.
+ */
+class EmptyMap<K, V> extends Map<K, V> {
+  override set(): this {
+    throw new Error('the shared empty map is never written');
+  }
+}
+class EmptySet<T> extends Set<T> {
+  override add(): this {
+    throw new Error('the shared empty set is never written');
+  }
+}
+const NO_MAP: Map<never, never> = new EmptyMap();
+const NO_SET: Set<never> = new EmptySet();
+const emptyMap = <K, V>() => NO_MAP as unknown as Map<K, V>;
+const emptySet = <T>() => NO_SET as unknown as Set<T>;
+
+/** The type state's own set of forced names, made on first use. */
+function forceOf(st: TypeState): Set<string> {
+  if (st.force === NO_SET) st.force = new Set();
+  return st.force;
+}
+
 function structToJson(s: Struct__Output | null | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(s?.fields ?? {})) out[k] = valueToJson(v);
@@ -384,25 +412,25 @@ export abstract class AdsStream {
         wildcard: false,
         names: new NameSet(),
         dirty: false,
-        pending: new Set(),
+        pending: emptySet(),
         pendingChanges: [],
         fullScan: true,
         subscriptionChanged: false,
         current: new VersionSum(),
-        missing: new Set(),
+        missing: emptySet(),
         mustRespond: false,
         gateTimedOut: false,
         consecutiveNacks: 0,
         nackBackoffUntil: 0,
         status,
         legacyWildcard: true,
-        sent: new Map(),
+        sent: this.protocol === 'sotw' ? new Map() : emptyMap(),
         forceResend: false,
-        awaitingWarm: new Map(),
+        awaitingWarm: typeUrl === ENDPOINT_TYPE ? new Map() : emptyMap(),
         known: new VersionMap(),
-        inflight: new Map(),
-        parked: new Map(),
-        force: new Set(),
+        inflight: emptyMap(),
+        parked: emptyMap(),
+        force: emptySet(),
       };
       this.types.set(typeUrl, st);
     }
@@ -428,8 +456,12 @@ export abstract class AdsStream {
         const r = all.get(n);
         if (r) st.current.add(resourceHash(r));
       }
-    st.missing.clear();
-    for (const n of st.names) if (!all.has(n)) st.missing.add(n);
+    st.missing = emptySet();
+    for (const n of st.names) {
+      if (all.has(n)) continue;
+      if (st.missing === NO_SET) st.missing = new Set();
+      st.missing.add(n);
+    }
     st.status.current = st.current.toString();
     st.status.missing = [...st.missing];
   }
@@ -451,6 +483,7 @@ export abstract class AdsStream {
       if (st.names.has(n)) {
         if (c.after && st.missing.delete(n)) missingChanged = true;
         else if (!c.after && !st.missing.has(n)) {
+          if (st.missing === NO_SET) st.missing = new Set();
           st.missing.add(n);
           missingChanged = true;
         }
@@ -840,7 +873,7 @@ export class DeltaStream extends AdsStream {
         if (n === '*') st.wildcard = true;
         else {
           st.names.add(n);
-          if (!st.known.has(n)) st.force.add(n);
+          if (!st.known.has(n)) forceOf(st).add(n);
         }
       }
       if (st.force.size > 0) st.mustRespond = true;
@@ -856,6 +889,7 @@ export class DeltaStream extends AdsStream {
           // Rule 4.7: nothing of that response was surely accepted.
           for (const r of inflight.sent) {
             if (st.known.get(r.name) === r.version) st.known.set(r.name, UNKNOWN);
+            if (st.parked === NO_MAP) st.parked = new Map();
             st.parked.set(r.name, r.version);
           }
           inflight.removed.forEach((n, i) => {
@@ -889,10 +923,10 @@ export class DeltaStream extends AdsStream {
       st.mustRespond = true;
       if (n === '*') {
         st.wildcard = true;
-        for (const name of this.resources(st.typeUrl).keys()) if (!st.known.has(name)) st.force.add(name);
+        for (const name of this.resources(st.typeUrl).keys()) if (!st.known.has(name)) forceOf(st).add(name);
       } else {
         st.names.add(n);
-        st.force.add(n); // rule 4.2: every subscribed name is answered
+        forceOf(st).add(n); // rule 4.2: every subscribed name is answered
       }
     }
     for (const n of req.resource_names_unsubscribe) {
@@ -905,7 +939,7 @@ export class DeltaStream extends AdsStream {
       st.force.delete(n);
       if (st.wildcard && this.resources(st.typeUrl).has(n)) {
         // Rule 4.4: still covered by the wildcard: the client may have dropped it; send it again.
-        st.force.add(n);
+        forceOf(st).add(n);
         st.mustRespond = true;
       } else {
         st.known.delete(n);
@@ -931,12 +965,12 @@ export class DeltaStream extends AdsStream {
     } else if (st.pendingChanges.length === 1 && st.pending.size === 0 && st.force.size === 0) {
       candidates = st.pendingChanges[0].keys();
     } else {
-      const set = st.pending;
+      const set = st.pending === NO_SET ? new Set<string>() : st.pending;
       for (const c of st.pendingChanges) for (const n of c.keys()) set.add(n);
       for (const n of st.force) set.add(n);
       candidates = set;
     }
-    st.pending = new Set();
+    st.pending = emptySet();
     st.pendingChanges = [];
     st.fullScan = false;
 
@@ -960,13 +994,14 @@ export class DeltaStream extends AdsStream {
         if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
         else if (retainRemovals) {
           retained = true; // rule 5.1: clusters leave after routes moved
+          if (st.pending === NO_SET) st.pending = new Set();
           st.pending.add(n);
         } else removed.push(n);
       } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
       }
     }
-    st.force.clear();
+    st.force = emptySet();
     if (send.length === 0 && removed.length === 0 && !st.mustRespond) return retained;
 
     const removedPrev: (string | undefined)[] = new Array(removed.length);
@@ -992,12 +1027,13 @@ export class DeltaStream extends AdsStream {
     if (st.typeUrl === CLUSTER_TYPE) {
       this.expectWarming(send, (eds, name) => {
         if (eds.names.has(name) || eds.wildcard) {
-          eds.force.add(name);
+          forceOf(eds).add(name);
           eds.dirty = true;
         }
       });
     }
     if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, [...send.map((r) => r.name), ...removed]);
+    if (st.inflight === NO_MAP) st.inflight = new Map();
     st.inflight.set(nonce, { version, sent: send, sentPrev, removed, removedPrev, sentAt: Date.now() });
     this.recordSent(st, version, nonce, send.length);
     return retained;
