@@ -140,6 +140,8 @@ function kept(e: Buffer | Buffer[]): Buffer | Buffer[] {
 }
 
 // Where a resource object keeps its entries, once encoded (properties: read per resource per push).
+// A resource made of parts is mostly a sidecar's own (a listener at its address, pushed to that one
+// proxy): its entry is a few small buffers around the shared parts, made per push, not kept.
 const SOTW = Symbol('sotwEntry');
 const DELTA = Symbol('deltaEntry');
 type WithEntries = EncodedResource & { [SOTW]?: Buffer | Buffer[]; [DELTA]?: Buffer | Buffer[] };
@@ -149,8 +151,8 @@ export function sotwEntry(r: EncodedResource): Buffer | Buffer[] {
   const o = r as WithEntries;
   let e = o[SOTW];
   if (!e) {
-    e = kept(wrapped(0x12, anyOf(r), r.parts !== undefined));
-    o[SOTW] = e;
+    e = wrapped(0x12, anyOf(r), r.parts !== undefined);
+    if (r.parts === undefined) o[SOTW] = e = kept(e);
   }
   return e;
 }
@@ -162,8 +164,8 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
   if (!e) {
     const any = anyOf(r);
     const resource = [field(0x0a, [r.version]), header(0x12, total(any)), ...any, field(0x1a, [r.name])];
-    e = kept(wrapped(0x12, resource, r.parts !== undefined));
-    o[DELTA] = e;
+    e = wrapped(0x12, resource, r.parts !== undefined);
+    if (r.parts === undefined) o[DELTA] = e = kept(e);
   }
   return e;
 }
