@@ -110,41 +110,56 @@ export class ResourceEncodeError extends Error {
  * names are camelCase: a Struct value is `{stringValue: 'x'}`.)
  */
 function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: string): void {
-  if (obj === null || obj === undefined) return;
-  if (typeof obj !== 'object' || Array.isArray(obj)) {
-    throw new ResourceEncodeError(typeUrl, at, `expected an object for ${type.fullName.slice(1)}`);
-  }
-  const record = obj as Record<string, unknown>;
-  if (type.fullName === '.google.protobuf.Any') {
-    const inner = record['@type'];
-    if (typeof inner !== 'string') return; // {type_url, value} form
-    const { '@type': _, ...rest } = record;
-    let innerType: protobuf.Type;
-    try {
-      innerType = messageType(inner);
-    } catch {
-      throw new ResourceEncodeError(typeUrl, `${at}.@type`, `unknown type ${inner}`);
+  // The field path is built only for an error: resources are checked field by field, thousands a second.
+  const path: (string | number)[] = at ? [at] : [];
+  const where = () => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+  const walk = (t: protobuf.Type, o: unknown): void => {
+    if (o === null || o === undefined) return;
+    if (typeof o !== 'object' || Array.isArray(o)) {
+      throw new ResourceEncodeError(typeUrl, where(), `expected an object for ${t.fullName.slice(1)}`);
     }
-    checkFields(innerType, rest, at, typeUrl);
-    return;
-  }
-  for (const [key, value] of Object.entries(record)) {
-    const field = type.fields[key];
-    const here = at ? `${at}.${key}` : key;
-    if (!field) throw new ResourceEncodeError(typeUrl, here, `unknown field of ${type.fullName.slice(1)}`);
-    const fieldType = field.resolve().resolvedType;
-    if (!(fieldType instanceof protobuf.Type) || value === null || value === undefined) continue;
-    if (field.repeated) {
-      if (!Array.isArray(value)) throw new ResourceEncodeError(typeUrl, here, 'expected a list');
-      for (const [i, v] of value.entries()) checkFields(fieldType, v, `${here}[${i}]`, typeUrl);
-    } else if (field.map) {
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        checkFields(fieldType, v, `${here}.${k}`, typeUrl);
+    const record = o as Record<string, unknown>;
+    if (t.fullName === '.google.protobuf.Any') {
+      const inner = record['@type'];
+      if (typeof inner !== 'string') return; // {type_url, value} form
+      let innerType: protobuf.Type;
+      try {
+        innerType = messageType(inner);
+      } catch {
+        path.push('@type');
+        throw new ResourceEncodeError(typeUrl, where(), `unknown type ${inner}`);
       }
-    } else {
-      checkFields(fieldType, value, here, typeUrl);
+      const { '@type': _, ...rest } = record;
+      walk(innerType, rest);
+      return;
     }
-  }
+    for (const key in record) {
+      if (!Object.hasOwn(record, key)) continue;
+      const value = record[key];
+      const field = t.fields[key];
+      path.push(key);
+      if (!field) throw new ResourceEncodeError(typeUrl, where(), `unknown field of ${t.fullName.slice(1)}`);
+      const fieldType = field.resolvedType ?? field.resolve().resolvedType;
+      if (fieldType instanceof protobuf.Type && value !== null && value !== undefined) {
+        if (field.repeated) {
+          if (!Array.isArray(value)) throw new ResourceEncodeError(typeUrl, where(), 'expected a list');
+          for (let i = 0; i < value.length; i++) {
+            path.push(i);
+            walk(fieldType, value[i]);
+            path.pop();
+          }
+        } else if (field.map) {
+          for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+            path.push(k);
+            walk(fieldType, v);
+            path.pop();
+          }
+        } else walk(fieldType, value);
+      }
+      path.pop();
+    }
+  };
+  walk(type, obj);
 }
 
 /** The name by which xDS addresses a resource of this type. */
@@ -210,15 +225,31 @@ export function encodeOverlay(base: EncodedResource, overlay: Record<string, unk
   } catch (err) {
     throw new ResourceEncodeError(base.typeUrl, '', (err as Error).message);
   }
-  return fromParts(base.typeUrl, base.name, [...(base.parts ?? [base.value]), keepBytes(extra)], base.warms);
+  const own = keepBytes(extra);
+  // The version: of the base's version and the overlay's bytes (a function of the content, as
+  // contentVersion is), without hashing the base's bytes again for every sidecar.
+  const version = createHash('sha256')
+    .update('overlay\u0000')
+    .update(base.version)
+    .update('\u0000')
+    .update(own)
+    .digest('base64url')
+    .slice(0, 16);
+  return fromParts(base.typeUrl, base.name, [...(base.parts ?? [base.value]), own], base.warms, version);
 }
 
 /** A resource whose bytes are `parts` one after the other, joined only when `value` is read. */
-function fromParts(typeUrl: string, name: string, parts: readonly Buffer[], warms?: string): EncodedResource {
+function fromParts(
+  typeUrl: string,
+  name: string,
+  parts: readonly Buffer[],
+  warms?: string,
+  version = contentVersion(parts),
+): EncodedResource {
   return {
     typeUrl,
     name,
-    version: contentVersion(parts),
+    version,
     get value() {
       return Buffer.concat(parts);
     },

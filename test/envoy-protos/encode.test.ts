@@ -1,6 +1,6 @@
 // Unit tests of the resource encoder and the type URL constants.
 import assert from 'node:assert/strict';
-import { decodeResource, encodeResource, ResourceEncodeError } from '../../envoy-protos';
+import { decodeResource, encodeOverlay, encodeResource, ResourceEncodeError } from '../../envoy-protos';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/xds';
 import { cla, edsCluster, httpListener } from '../support/resources';
 
@@ -121,5 +121,27 @@ describe('envoy-protos: encoder', () => {
       JSON.stringify(back.access_log[0].typed_config.log_format.json_format),
       /"%REQ\(:METHOD\)%"/,
     );
+  });
+
+  it('an overlay (a base plus fields of its own) is versioned by its content too', () => {
+    const base = (name: string) => encodeResource(LISTENER_TYPE, { name, traffic_direction: 'OUTBOUND' });
+    const at = (b: ReturnType<typeof base>, address: string) =>
+      encodeOverlay(b, { address: { socket_address: { address, port_value: 9000 } } });
+    const a = base('outbound|9000');
+    const v = (x: ReturnType<typeof base>) => x.version;
+    assert.equal(
+      v(at(a, '127.0.0.1')),
+      v(at(base('outbound|9000'), '127.0.0.1')),
+      'same content, same version',
+    );
+    assert.notEqual(v(at(a, '127.0.0.1')), v(at(a, '127.0.0.2')), 'another address');
+    assert.notEqual(v(at(a, '127.0.0.1')), v(at(base('outbound|9001'), '127.0.0.1')), 'another base');
+    assert.notEqual(v(at(a, '127.0.0.1')), v(a));
+    // The bytes are the base's then the overlay's: the merged message.
+    assert.deepEqual(decodeResource(LISTENER_TYPE, at(a, '127.0.0.1').value), {
+      name: 'outbound|9000',
+      traffic_direction: 'OUTBOUND',
+      address: { socket_address: { address: '127.0.0.1', port_value: 9000 } },
+    });
   });
 });
