@@ -131,7 +131,13 @@ export function parseServeFlags(
 
 async function serve(argv: string[]): Promise<void> {
   const flags = parseServeFlags(argv, process.env);
-  const log = pino({ level: flags.logLevel, base: { service: 'meshplane' } }) as unknown as Logger;
+  // Lines are written asynchronously: one written at once when the log is quiet, and those logged
+  // meanwhile in one write (a connect storm logs a few lines per proxy; a synchronous write each
+  // cost the event loop a syscall per line). pino flushes what is left when the process exits.
+  const log = pino(
+    { level: flags.logLevel, base: { service: 'meshplane' } },
+    pino.destination({ dest: 1, sync: false }),
+  ) as unknown as Logger;
   const cp = await startControlPlane({ ...flags, log });
   let stopping = false;
   const stop = async (signal: string) => {
