@@ -158,6 +158,12 @@ export class MeshTranslator {
     | { clusters: ReadonlyMap<string, Obj[]>; endpoints: ReadonlyMap<string, Obj[]> }
     | undefined;
   private inboundMemo = new Map<string, { cluster: Obj; route?: Obj; template: Obj }>();
+  /**
+   * The inbound listener (sans address) and route of a service's sidecars, by service, inbound
+   * and app port: the same objects whatever the app's address (which only the cluster names), so
+   * that they are encoded once and held once for all of them.
+   */
+  private inboundSideMemo = new Map<string, { route?: Obj; template: Obj }>();
   private routeMemo = new Map<string, Obj>();
   /** Virtual hosts by port and service: one object for every route configuration that has it. */
   private vhostMemo = new Map<string, Obj>();
@@ -215,6 +221,7 @@ export class MeshTranslator {
       this.clusterMemo = prev.clusterMemo;
       this.listenerMemo = prev.listenerMemo;
       this.inboundMemo = prev.inboundMemo;
+      this.inboundSideMemo = prev.inboundSideMemo;
       this.routeMemo = prev.routeMemo;
       this.vhostMemo = prev.vhostMemo;
       this.sharedClusters = prev.sharedClusters;
@@ -261,6 +268,9 @@ export class MeshTranslator {
       if (verdict(key.split('|')[0]).endpoints) this.claMemo.set(key, cla);
     for (const [key, entry] of prev.inboundMemo)
       if (verdict(key.split('|')[0]).inbound) this.inboundMemo.set(key, entry);
+    if (sameMesh)
+      for (const [key, entry] of prev.inboundSideMemo)
+        if (verdict(key.split('|')[0]).inbound) this.inboundSideMemo.set(key, entry);
     if (sameMesh) {
       for (const [key, entry] of prev.listenerMemo) {
         const keep =
@@ -1111,6 +1121,9 @@ export class MeshTranslator {
         ? { typed_extension_protocol_options: http2ProtocolOptions() }
         : {}),
     };
+    const sideKey = `${service}|${inboundPort}|${appPort}`;
+    const side = this.inboundSideMemo.get(sideKey);
+    if (side) return { cluster, ...side };
     const name = inboundListenerName(proxy.inboundPort);
     const authz = this.snapshot.authorizationByService.get(proxy.service) ?? [];
     let filters: Obj[];
@@ -1181,6 +1194,7 @@ export class MeshTranslator {
       ];
       listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
     }
+    this.inboundSideMemo.set(sideKey, { route, template: listener });
     return { cluster, route, template: listener };
   }
 }

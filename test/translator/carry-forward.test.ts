@@ -130,6 +130,29 @@ describe('translator: taking over an earlier translation', () => {
     assert.deepEqual({ ...o1.base, ...o1.overlay }, l1);
   });
 
+  it("sidecars of one service with their apps at different addresses share the inbound listener's base and route", () => {
+    const t = new MeshTranslator(buildMeshSnapshot(1, docs()));
+    const [x, y] = ['127.0.0.31', '127.0.0.32'].map((address) =>
+      t.translate(
+        proxyIdentity(`a-${address}`, {
+          service: 'a',
+          address,
+          appAddress: address,
+          inboundPort: 15006,
+          appPort: 8080,
+        }),
+      ),
+    );
+    const inbound = (r: typeof x) => r.listeners.find((l) => l.name === 'inbound|15006')!;
+    assert.ok(same(t.overlayOf(inbound(x))!.base, t.overlayOf(inbound(y))!.base));
+    const route = (r: typeof x) => r.routes.find((rc) => rc.name === 'inbound|15006');
+    assert.ok(route(x) && same(route(x), route(y)));
+    const app = (r: typeof x) =>
+      JSON.stringify(r.clusters.find((c) => String(c.name).startsWith('inbound|')));
+    assert.match(app(x), /127\.0\.0\.31/);
+    assert.match(app(y), /127\.0\.0\.32/);
+  });
+
   it('outbound listeners of different services share their base, unless tracing names the caller', () => {
     const mesh = (tracing: unknown) => ({
       kind: 'Mesh',
