@@ -14,6 +14,7 @@ import {
 } from '../model';
 import {
   adsConfigSource,
+  appProtocolOptions,
   duration,
   FILTER,
   fractionalPercent,
@@ -1117,9 +1118,11 @@ export class MeshTranslator {
           { lb_endpoints: [{ endpoint: { address: socketAddress(proxy.appAddress, proxy.appPort) } }] },
         ],
       },
-      ...(protocol === 'http2' || protocol === 'grpc'
-        ? { typed_extension_protocol_options: http2ProtocolOptions() }
-        : {}),
+      ...(protocol === 'tcp'
+        ? {}
+        : {
+            typed_extension_protocol_options: appProtocolOptions(protocol === 'http2' || protocol === 'grpc'),
+          }),
     };
     const sideKey = `${service}|${inboundPort}|${appPort}`;
     const side = this.inboundSideMemo.get(sideKey);

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { eventually } from '../support/eventually';
-import { TestMesh } from '../support/mesh';
+import { APP_PORT, TestMesh } from '../support/mesh';
 import { startMeshplane } from '../support/meshplane';
 
 const CP_ADDRESS = '127.0.0.100';
@@ -218,6 +218,26 @@ spec:
       const got = shadow.requests.filter((q) => q.path === '/mirrored').length - before;
       assert.equal(got, 50, `shadow received ${got}`);
     });
+  });
+
+  it('closes its idle connections to the local app after 1 s, before common app keep-alives do', async () => {
+    // An app that closes an idle keep-alive connection while its sidecar sends on it answers 503
+    // "connection termination"; the sidecar closing first (1 s) avoids that race.
+    const idleClosed = () =>
+      mesh.pod('reviews-v1').envoy.stat(`cluster.inbound|${APP_PORT}|reviews.upstream_cx_idle_timeout`);
+    const before = (await idleClosed()) ?? 0;
+    // Calls until one lands on reviews-v1 (the route spreads them over three pods).
+    let answered = 0;
+    for (let i = 0; i < 30 && answered === 0; i++) {
+      const r = await mesh.call('client', 'reviews', REVIEWS, '/');
+      if (TestMesh.answeredBy(r) === 'reviews-v1') answered++;
+    }
+    assert.equal(answered, 1, 'reviews-v1 answered one of 30 calls');
+    await eventually(
+      async () =>
+        assert.ok(((await idleClosed()) ?? 0) > before, 'an idle app connection closed by the sidecar'),
+      { timeoutMs: 4_000, intervalMs: 100, message: 'the sidecar closes its idle app connection within 4 s' },
+    );
   });
 
   it('retries a backend that fails every second request, and counts the retries', async () => {
