@@ -144,6 +144,17 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
     const r = await mesh.apply(meshMode('strict', '20s'));
     await mesh.converged(r.revision);
     const pods = ['web-0', 'reviews-0'];
+    // The switch to strict before this test replaced reviews' inbound listener. The old one drains
+    // (the test Envoys' --drain-time-s is 1 s) and then closes the connections it still has, which
+    // can race a request on web's pooled connection: a listener drain, not a rotation. The load
+    // starts once no listener drains.
+    await eventually(
+      async () => {
+        for (const p of pods)
+          assert.equal((await mesh.pod(p).envoy.stat('listener_manager.total_listeners_draining')) ?? 0, 0);
+      },
+      { timeoutMs: 10_000, intervalMs: 50, message: 'no listener draining before the load' },
+    );
     const serials = new Map(pods.map((p) => [p, new Set<string>()]));
     const failures: string[] = [];
     let requests = 0;
