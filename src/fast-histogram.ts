@@ -64,10 +64,6 @@ export class FastHistogram {
     };
   }
 
-  observe(value: number, labelValue = ''): void {
-    this.child(labelValue)(value);
-  }
-
   /** What prom-client's Registry reads. */
   async get() {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];

@@ -47,9 +47,8 @@ export function fractionalPercent(percent: number): { numerator: number; denomin
   return { numerator: Math.round(percent * 10_000), denominator: 'MILLION' };
 }
 
-/** Every ConfigSource is ADS with an explicit V3 (XDS-PROTOCOL.md 6.5). */
 /**
- * Resources of a type named in another one come over the same ADS stream. The initial fetch
+ * Every ConfigSource is ADS with an explicit V3 (XDS-PROTOCOL.md 6.5). The initial fetch
  * timeout is Envoy's default (15 s), not repeated in every cluster and listener.
  */
 export function adsConfigSource(): Obj {
@@ -69,25 +68,30 @@ export function socketAddress(address: string, port: number): Obj {
  */
 export const APP_IDLE_TIMEOUT_MS = 1_000;
 
-/** HTTP/1.1 (http services) or HTTP/2 (http2, grpc) to the sidecar's own app, idle connections closed first. */
-export function appProtocolOptions(http2: boolean): Obj {
+/**
+ * The upstream HTTP version (HTTP/2 for http2 and grpc services, else HTTP/1.1) and,
+ * when given, how long an idle upstream connection is kept.
+ */
+function httpProtocolOptions(http2: boolean, idleTimeoutMs?: number): Obj {
   return {
     'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
       '@type': TYPE.httpProtocolOptions,
-      common_http_protocol_options: { idle_timeout: duration(APP_IDLE_TIMEOUT_MS) },
+      ...(idleTimeoutMs !== undefined
+        ? { common_http_protocol_options: { idle_timeout: duration(idleTimeoutMs) } }
+        : {}),
       explicit_http_config: http2 ? { http2_protocol_options: {} } : { http_protocol_options: {} },
     },
   };
 }
 
+/** To the sidecar's own app: idle connections closed first (APP_IDLE_TIMEOUT_MS). */
+export function appProtocolOptions(http2: boolean): Obj {
+  return httpProtocolOptions(http2, APP_IDLE_TIMEOUT_MS);
+}
+
 /** HTTP/2 to the upstream (http2 and grpc services). */
 export function http2ProtocolOptions(): Obj {
-  return {
-    'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-      '@type': TYPE.httpProtocolOptions,
-      explicit_http_config: { http2_protocol_options: {} },
-    },
-  };
+  return httpProtocolOptions(true);
 }
 
 export function routerFilter(): Obj {

@@ -269,9 +269,8 @@ export class MeshTranslator {
       if (verdict(key.split('|')[0]).endpoints) this.claMemo.set(key, cla);
     for (const [key, entry] of prev.inboundMemo)
       if (verdict(key.split('|')[0]).inbound) this.inboundMemo.set(key, entry);
-    if (sameMesh)
-      for (const [key, entry] of prev.inboundSideMemo)
-        if (verdict(key.split('|')[0]).inbound) this.inboundSideMemo.set(key, entry);
+    for (const [key, entry] of prev.inboundSideMemo)
+      if (verdict(key.split('|')[0]).inbound) this.inboundSideMemo.set(key, entry);
     if (sameMesh) {
       for (const [key, entry] of prev.listenerMemo) {
         const keep =
@@ -1104,19 +1103,15 @@ export class MeshTranslator {
     appPort: number,
     appAddress: string,
   ): { cluster: Obj; route?: Obj; template: Obj } {
-    const proxy = { service, inboundPort, appPort, appAddress };
-    const svc = this.snapshot.services.get(proxy.service);
-    const protocol = svc?.spec.protocol ?? 'http';
-    const clusterName = inboundClusterName(proxy.service, proxy.appPort);
+    const protocol = this.snapshot.services.get(service)?.spec.protocol ?? 'http';
+    const clusterName = inboundClusterName(service, appPort);
     const cluster: Obj = {
       name: clusterName,
       type: 'STATIC',
       connect_timeout: duration(1_000),
       load_assignment: {
         cluster_name: clusterName,
-        endpoints: [
-          { lb_endpoints: [{ endpoint: { address: socketAddress(proxy.appAddress, proxy.appPort) } }] },
-        ],
+        endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(appAddress, appPort) } }] }],
       },
       ...(protocol === 'tcp'
         ? {}
@@ -1124,9 +1119,20 @@ export class MeshTranslator {
             typed_extension_protocol_options: appProtocolOptions(protocol === 'http2' || protocol === 'grpc'),
           }),
     };
+    return { cluster, ...this.inboundSide(service, inboundPort, appPort) };
+  }
+
+  /**
+   * The inbound listener (sans address) and route of a service's sidecars: the app's address is
+   * only the cluster's, so these are made once per service, inbound and app port (inboundSideMemo).
+   */
+  private inboundSide(service: string, inboundPort: number, appPort: number): { route?: Obj; template: Obj } {
     const sideKey = `${service}|${inboundPort}|${appPort}`;
-    const side = this.inboundSideMemo.get(sideKey);
-    if (side) return { cluster, ...side };
+    const memo = this.inboundSideMemo.get(sideKey);
+    if (memo) return memo;
+    const proxy = { service, inboundPort };
+    const protocol = this.snapshot.services.get(service)?.spec.protocol ?? 'http';
+    const clusterName = inboundClusterName(service, appPort);
     const name = inboundListenerName(proxy.inboundPort);
     const authz = this.snapshot.authorizationByService.get(proxy.service) ?? [];
     let filters: Obj[];
@@ -1197,8 +1203,9 @@ export class MeshTranslator {
       ];
       listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
     }
-    this.inboundSideMemo.set(sideKey, { route, template: listener });
-    return { cluster, route, template: listener };
+    const side = { route, template: listener };
+    this.inboundSideMemo.set(sideKey, side);
+    return side;
   }
 }
 

@@ -160,8 +160,8 @@ const UNKNOWN = '';
  * The one empty collection every type state starts with for what it seldom or
  * never fills (a Delta stream's SotW `sent`, a cluster type's `awaitingWarm`,
  * parked or forced names): five types x thousands of streams of empty Maps and
- * Sets are megabytes. Reads are free; the first write goes through one of the
- * helpers below, which make a real one. Writing into these is a bug: it throws.
+ * Sets are megabytes. Reads are free; the first write goes through setOf or
+ * mapOf, which make a real one. Writing into these is a bug: it throws.
  */
 class EmptyMap<K, V> extends Map<K, V> {
   override set(): this {
@@ -178,10 +178,19 @@ const NO_SET: Set<never> = new EmptySet();
 const emptyMap = <K, V>() => NO_MAP as unknown as Map<K, V>;
 const emptySet = <T>() => NO_SET as unknown as Set<T>;
 
-/** The type state's own set of forced names, made on first use. */
-function forceOf(st: TypeState): Set<string> {
-  if (st.force === NO_SET) st.force = new Set();
-  return st.force;
+type LazySet = 'force' | 'missing' | 'pending';
+type LazyMap = 'parked' | 'inflight';
+
+/** The type state's own set, made on its first write. */
+function setOf(st: TypeState, key: LazySet): Set<string> {
+  if (st[key] === NO_SET) st[key] = new Set();
+  return st[key];
+}
+
+/** The type state's own map, made on its first write. */
+function mapOf<K extends LazyMap>(st: TypeState, key: K): TypeState[K] {
+  if (st[key] === NO_MAP) st[key] = new Map() as TypeState[K];
+  return st[key];
 }
 
 function structToJson(s: Struct__Output | null | undefined): Record<string, unknown> {
@@ -457,11 +466,7 @@ export abstract class AdsStream {
         if (r) st.current.add(resourceHash(r));
       }
     st.missing = emptySet();
-    for (const n of st.names) {
-      if (all.has(n)) continue;
-      if (st.missing === NO_SET) st.missing = new Set();
-      st.missing.add(n);
-    }
+    for (const n of st.names) if (!all.has(n)) setOf(st, 'missing').add(n);
     st.status.current = st.current.toString();
     st.status.missing = [...st.missing];
   }
@@ -483,8 +488,7 @@ export abstract class AdsStream {
       if (st.names.has(n)) {
         if (c.after && st.missing.delete(n)) missingChanged = true;
         else if (!c.after && !st.missing.has(n)) {
-          if (st.missing === NO_SET) st.missing = new Set();
-          st.missing.add(n);
+          setOf(st, 'missing').add(n);
           missingChanged = true;
         }
       }
@@ -873,7 +877,7 @@ export class DeltaStream extends AdsStream {
         if (n === '*') st.wildcard = true;
         else {
           st.names.add(n);
-          if (!st.known.has(n)) forceOf(st).add(n);
+          if (!st.known.has(n)) setOf(st, 'force').add(n);
         }
       }
       if (st.force.size > 0) st.mustRespond = true;
@@ -889,8 +893,7 @@ export class DeltaStream extends AdsStream {
           // Rule 4.7: nothing of that response was surely accepted.
           for (const r of inflight.sent) {
             if (st.known.get(r.name) === r.version) st.known.set(r.name, UNKNOWN);
-            if (st.parked === NO_MAP) st.parked = new Map();
-            st.parked.set(r.name, r.version);
+            mapOf(st, 'parked').set(r.name, r.version);
           }
           inflight.removed.forEach((n, i) => {
             const prev = inflight.removedPrev[i];
@@ -923,10 +926,11 @@ export class DeltaStream extends AdsStream {
       st.mustRespond = true;
       if (n === '*') {
         st.wildcard = true;
-        for (const name of this.resources(st.typeUrl).keys()) if (!st.known.has(name)) forceOf(st).add(name);
+        for (const name of this.resources(st.typeUrl).keys())
+          if (!st.known.has(name)) setOf(st, 'force').add(name);
       } else {
         st.names.add(n);
-        forceOf(st).add(n); // rule 4.2: every subscribed name is answered
+        setOf(st, 'force').add(n); // rule 4.2: every subscribed name is answered
       }
     }
     for (const n of req.resource_names_unsubscribe) {
@@ -939,7 +943,7 @@ export class DeltaStream extends AdsStream {
       st.force.delete(n);
       if (st.wildcard && this.resources(st.typeUrl).has(n)) {
         // Rule 4.4: still covered by the wildcard: the client may have dropped it; send it again.
-        forceOf(st).add(n);
+        setOf(st, 'force').add(n);
         st.mustRespond = true;
       } else {
         st.known.delete(n);
@@ -965,7 +969,7 @@ export class DeltaStream extends AdsStream {
     } else if (st.pendingChanges.length === 1 && st.pending.size === 0 && st.force.size === 0) {
       candidates = st.pendingChanges[0].keys();
     } else {
-      const set = st.pending === NO_SET ? new Set<string>() : st.pending;
+      const set = setOf(st, 'pending');
       for (const c of st.pendingChanges) for (const n of c.keys()) set.add(n);
       for (const n of st.force) set.add(n);
       candidates = set;
@@ -994,8 +998,7 @@ export class DeltaStream extends AdsStream {
         if (st.typeUrl === SECRET_TYPE) st.known.delete(n);
         else if (retainRemovals) {
           retained = true; // rule 5.1: clusters leave after routes moved
-          if (st.pending === NO_SET) st.pending = new Set();
-          st.pending.add(n);
+          setOf(st, 'pending').add(n);
         } else removed.push(n);
       } else if (st.force.has(n) && st.names.has(n) && st.typeUrl !== SECRET_TYPE) {
         removed.push(n); // rule 4.5: tell the client at once that it does not exist; keep watching
@@ -1027,14 +1030,20 @@ export class DeltaStream extends AdsStream {
     if (st.typeUrl === CLUSTER_TYPE) {
       this.expectWarming(send, (eds, name) => {
         if (eds.names.has(name) || eds.wildcard) {
-          forceOf(eds).add(name);
+          setOf(eds, 'force').add(name);
           eds.dirty = true;
         }
       });
     }
     if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, [...send.map((r) => r.name), ...removed]);
-    if (st.inflight === NO_MAP) st.inflight = new Map();
-    st.inflight.set(nonce, { version, sent: send, sentPrev, removed, removedPrev, sentAt: Date.now() });
+    mapOf(st, 'inflight').set(nonce, {
+      version,
+      sent: send,
+      sentPrev,
+      removed,
+      removedPrev,
+      sentAt: Date.now(),
+    });
     this.recordSent(st, version, nonce, send.length);
     return retained;
   }
