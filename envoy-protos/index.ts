@@ -109,6 +109,17 @@ export class ResourceEncodeError extends Error {
  * (google.protobuf.* types come from protobufjs' bundled definitions, whose field
  * names are camelCase: a Struct value is `{stringValue: 'x'}`.)
  */
+/** Whether a type is google.protobuf.Any (protobufjs builds `fullName` anew on every read: asked once per type). */
+const anyTypes = new WeakMap<protobuf.Type, boolean>();
+function isAny(t: protobuf.Type): boolean {
+  let any = anyTypes.get(t);
+  if (any === undefined) {
+    any = t.fullName === '.google.protobuf.Any';
+    anyTypes.set(t, any);
+  }
+  return any;
+}
+
 function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: string): void {
   // The field path is built only for an error: resources are checked field by field, thousands a second.
   const path: (string | number)[] = at ? [at] : [];
@@ -119,7 +130,7 @@ function checkFields(type: protobuf.Type, obj: unknown, at: string, typeUrl: str
       throw new ResourceEncodeError(typeUrl, where(), `expected an object for ${t.fullName.slice(1)}`);
     }
     const record = o as Record<string, unknown>;
-    if (t.fullName === '.google.protobuf.Any') {
+    if (isAny(t)) {
       const inner = record['@type'];
       if (typeof inner !== 'string') return; // {type_url, value} form
       let innerType: protobuf.Type;

@@ -164,7 +164,7 @@ export class MeshTranslator {
    * and app port: the same objects whatever the app's address (which only the cluster names), so
    * that they are encoded once and held once for all of them.
    */
-  private inboundSideMemo = new Map<string, { route?: Obj; template: Obj }>();
+  private inboundSideMemo = new Map<string, { route?: Obj; template: Obj; clusterBase: Obj }>();
   private routeMemo = new Map<string, Obj>();
   /** Virtual hosts by port and service: one object for every route configuration that has it. */
   private vhostMemo = new Map<string, Obj>();
@@ -1103,30 +1103,28 @@ export class MeshTranslator {
     appPort: number,
     appAddress: string,
   ): { cluster: Obj; route?: Obj; template: Obj } {
-    const protocol = this.snapshot.services.get(service)?.spec.protocol ?? 'http';
-    const clusterName = inboundClusterName(service, appPort);
-    const cluster: Obj = {
-      name: clusterName,
-      type: 'STATIC',
-      connect_timeout: duration(1_000),
-      load_assignment: {
-        cluster_name: clusterName,
-        endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(appAddress, appPort) } }] }],
-      },
-      ...(protocol === 'tcp'
-        ? {}
-        : {
-            typed_extension_protocol_options: appProtocolOptions(protocol === 'http2' || protocol === 'grpc'),
-          }),
+    const side = this.inboundSide(service, inboundPort, appPort);
+    // All but the app's address is the service's (made and encoded once); only that is the sidecar's.
+    const load_assignment = {
+      cluster_name: side.clusterBase.name,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(appAddress, appPort) } }] }],
     };
-    return { cluster, ...this.inboundSide(service, inboundPort, appPort) };
+    const { name, type, connect_timeout, ...rest } = side.clusterBase;
+    const cluster: Obj = { name, type, connect_timeout, load_assignment, ...rest };
+    overlays.set(cluster, { base: side.clusterBase, overlay: { load_assignment } });
+    return { cluster, route: side.route, template: side.template };
   }
 
   /**
-   * The inbound listener (sans address) and route of a service's sidecars: the app's address is
-   * only the cluster's, so these are made once per service, inbound and app port (inboundSideMemo).
+   * The inbound listener (sans address), route and cluster (sans the app's address) of a
+   * service's sidecars: made once per service, inbound and app port (inboundSideMemo), and
+   * encoded once; each sidecar adds only its addresses (overlays).
    */
-  private inboundSide(service: string, inboundPort: number, appPort: number): { route?: Obj; template: Obj } {
+  private inboundSide(
+    service: string,
+    inboundPort: number,
+    appPort: number,
+  ): { route?: Obj; template: Obj; clusterBase: Obj } {
     const sideKey = `${service}|${inboundPort}|${appPort}`;
     const memo = this.inboundSideMemo.get(sideKey);
     if (memo) return memo;
@@ -1203,7 +1201,17 @@ export class MeshTranslator {
       ];
       listener.filter_chains = [{ filter_chain_match: { transport_protocol: 'tls' }, ...tls }, { filters }];
     }
-    const side = { route, template: listener };
+    const clusterBase: Obj = {
+      name: clusterName,
+      type: 'STATIC',
+      connect_timeout: duration(1_000),
+      ...(protocol === 'tcp'
+        ? {}
+        : {
+            typed_extension_protocol_options: appProtocolOptions(protocol === 'http2' || protocol === 'grpc'),
+          }),
+    };
+    const side = { route, template: listener, clusterBase };
     this.inboundSideMemo.set(sideKey, side);
     return side;
   }

@@ -130,7 +130,7 @@ describe('translator: taking over an earlier translation', () => {
     assert.deepEqual({ ...o1.base, ...o1.overlay }, l1);
   });
 
-  it("sidecars of one service with their apps at different addresses share the inbound listener's base and route", () => {
+  it("sidecars of one service with their apps at different addresses share the inbound listener's base, route and cluster base", () => {
     const t = new MeshTranslator(buildMeshSnapshot(1, docs()));
     const [x, y] = ['127.0.0.31', '127.0.0.32'].map((address) =>
       t.translate(
@@ -151,6 +151,13 @@ describe('translator: taking over an earlier translation', () => {
       JSON.stringify(r.clusters.find((c) => String(c.name).startsWith('inbound|')));
     assert.match(app(x), /127\.0\.0\.31/);
     assert.match(app(y), /127\.0\.0\.32/);
+    // The inbound cluster: one base for the service; each sidecar's own part is the app's address alone.
+    const cluster = (r: typeof x) => r.clusters.find((c) => String(c.name).startsWith('inbound|'))!;
+    const [ox, oy] = [t.overlayOf(cluster(x))!, t.overlayOf(cluster(y))!];
+    assert.ok(same(ox.base, oy.base));
+    assert.deepEqual(Object.keys(ox.overlay), ['load_assignment']);
+    assert.doesNotMatch(JSON.stringify(ox.base), /127\.0\.0\.3/);
+    assert.deepEqual({ ...ox.base, ...ox.overlay }, cluster(x));
   });
 
   it('outbound listeners of different services share their base, unless tracing names the caller', () => {
