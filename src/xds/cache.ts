@@ -10,7 +10,7 @@
 // those names, with what they were and what they are.
 import type { EncodedResource } from '../../envoy-protos';
 import type { TypeUrl } from './type-urls';
-import type { SharedBase } from './version';
+import { type EntryHash, type SharedBase, sumOf } from './version';
 
 export type ResourceSet = ReadonlyMap<string, EncodedResource>;
 
@@ -47,6 +47,14 @@ class Part implements SharedBase {
       if (this.map.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
       this.map.set(r.name, r);
     }
+  }
+
+  private summed?: EntryHash;
+
+  /** The sum of the entries' hashes (VersionSum lanes), computed once. */
+  sum(): EntryHash {
+    this.summed ??= sumOf(this.list);
+    return this.summed;
   }
 
   /** The last changes computed from this part to a successor (shared by every proxy that has both). */
@@ -98,16 +106,17 @@ class LayeredSet implements ResourceSet {
     return this.get(name) !== undefined;
   }
 
-  *entries(): MapIterator<[string, EncodedResource]> {
-    for (const p of this.parts) yield* p.map.entries();
+  // Iterators chain the parts' own (no generator: these run per resource, per proxy, per push).
+  entries(): MapIterator<[string, EncodedResource]> {
+    return chain(this.parts, (p) => p.map.entries());
   }
 
-  *keys(): MapIterator<string> {
-    for (const p of this.parts) yield* p.map.keys();
+  keys(): MapIterator<string> {
+    return chain(this.parts, (p) => p.map.keys());
   }
 
-  *values(): MapIterator<EncodedResource> {
-    for (const p of this.parts) yield* p.map.values();
+  values(): MapIterator<EncodedResource> {
+    return chain(this.parts, (p) => p.map.values());
   }
 
   [Symbol.iterator](): MapIterator<[string, EncodedResource]> {
@@ -120,6 +129,38 @@ class LayeredSet implements ResourceSet {
 }
 
 const EMPTY = new LayeredSet([]);
+
+/** The items of each part's iterator in turn; a single part's iterator itself. */
+function chain<T>(parts: readonly Part[], of: (p: Part) => MapIterator<T>): MapIterator<T> {
+  if (parts.length === 1) return of(parts[0]);
+  let i = 0;
+  let it: Iterator<T> | undefined;
+  const self = {
+    next(): IteratorResult<T, undefined> {
+      for (;;) {
+        if (!it) {
+          if (i >= parts.length) return { done: true, value: undefined };
+          it = of(parts[i++]);
+        }
+        const r = it.next();
+        if (!r.done) return r;
+        it = undefined;
+      }
+    },
+    [Symbol.iterator]() {
+      return self;
+    },
+  };
+  return self as unknown as MapIterator<T>;
+}
+
+/**
+ * The shared parts of a set (a proxy's resources of one type), for a caller that
+ * works part by part (a first response sends whole parts; their sums are memoized).
+ */
+export function partsOf(set: ResourceSet): readonly SharedBase[] | undefined {
+  return set instanceof LayeredSet ? set.parts : undefined;
+}
 
 /**
  * The largest of a set's parts, as a map that never changes: what most

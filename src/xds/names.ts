@@ -47,6 +47,16 @@ export class NameSet implements Iterable<string> {
     return true;
   }
 
+  /** The base when every name of it is in the set (the set is the base plus addedNames()). */
+  coveredBase(): ReadonlyMap<string, unknown> | undefined {
+    return this.hidden.size === 0 ? this.base : undefined;
+  }
+
+  /** The names in the set and not in the base. */
+  addedNames(): ReadonlySet<string> {
+    return this.added;
+  }
+
   *[Symbol.iterator](): IterableIterator<string> {
     if (this.base) for (const n of this.base.keys()) if (!this.hidden.has(n)) yield n;
     yield* this.added;

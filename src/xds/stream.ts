@@ -12,7 +12,7 @@ import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/servi
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
-import { largestPart, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
+import { largestPart, partsOf, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
 import { NameSet } from './names';
 import type { AuthResult } from './server';
 import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
@@ -27,7 +27,14 @@ import {
   SECRET_TYPE,
   type TypeUrl,
 } from './type-urls';
-import { changesDelta, resourceHash, resourcesVersion, VersionMap, VersionSum } from './version';
+import {
+  changesDelta,
+  resourceHash,
+  resourcesVersion,
+  type SharedBase,
+  VersionMap,
+  VersionSum,
+} from './version';
 import { AssembledResponse, deltaEntry, deltaHead, sotwEntry, sotwHead } from './wire';
 
 /** A server-side ADS call, SotW or Delta. */
@@ -458,15 +465,23 @@ export abstract class AdsStream {
    */
   protected refreshStatus(st: TypeState): void {
     const all = this.resources(st.typeUrl);
+    const parts = partsOf(all);
+    // Names that are a whole shared part of the set plus a few: the part counts by its memoized sum.
+    const covered = st.names.coveredBase();
+    const part = covered && parts?.find((p) => p.map === covered);
+    const rest: Iterable<string> = part ? st.names.addedNames() : st.names;
     st.current.clear();
-    if (st.wildcard) for (const r of all.values()) st.current.add(resourceHash(r));
-    else
-      for (const n of st.names) {
+    if (st.wildcard && parts) for (const p of parts) st.current.addDelta(p.sum());
+    else if (st.wildcard) for (const r of all.values()) st.current.add(resourceHash(r));
+    else {
+      if (part) st.current.addDelta(part.sum());
+      for (const n of rest) {
         const r = all.get(n);
         if (r) st.current.add(resourceHash(r));
       }
+    }
     st.missing = emptySet();
-    for (const n of st.names) if (!all.has(n)) setOf(st, 'missing').add(n);
+    for (const n of rest) if (!all.has(n)) setOf(st, 'missing').add(n);
     st.status.current = st.current.toString();
     st.status.missing = [...st.missing];
   }
@@ -959,9 +974,13 @@ export class DeltaStream extends AdsStream {
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
     const all = this.resources(st.typeUrl);
+    // A client holding nothing (its first response of the type) can only be sent what it wants.
+    const fresh = st.known.size === 0;
     // Only the names that changed in the cache or must be answered, unless everything must be looked at.
     let candidates: Iterable<string>;
-    if (st.fullScan) {
+    if (fresh && !st.wildcard) candidates = st.names;
+    else if (fresh && st.names.size === 0) candidates = all.keys();
+    else if (st.fullScan) {
       const set = new Set(st.names);
       if (st.wildcard) for (const n of all.keys()) set.add(n);
       for (const n of st.known.keys()) set.add(n);
@@ -1009,10 +1028,16 @@ export class DeltaStream extends AdsStream {
 
     const removedPrev: (string | undefined)[] = new Array(removed.length);
     const anyParked = st.parked.size > 0;
-    for (const r of send) {
-      st.known.set(r.name, r);
-      if (anyParked) st.parked.delete(r.name);
-    }
+    // A first response that holds a whole shared part: the client holds that part (adopted at once).
+    const whole = fresh && !anyParked ? wholePart(all, send) : undefined;
+    if (whole) {
+      st.known.adopt(whole);
+      for (const r of send) if (whole.map.get(r.name) !== r) st.known.set(r.name, r);
+    } else
+      for (const r of send) {
+        st.known.set(r.name, r);
+        if (anyParked) st.parked.delete(r.name);
+      }
     removed.forEach((n, i) => {
       removedPrev[i] = st.known.get(n);
       st.known.delete(n);
@@ -1035,7 +1060,8 @@ export class DeltaStream extends AdsStream {
         }
       });
     }
-    if (st.typeUrl === ENDPOINT_TYPE) this.warmed(st, [...send.map((r) => r.name), ...removed]);
+    if (st.typeUrl === ENDPOINT_TYPE && st.awaitingWarm.size > 0)
+      this.warmed(st, [...send.map((r) => r.name), ...removed]);
     mapOf(st, 'inflight').set(nonce, {
       version,
       sent: send,
@@ -1047,4 +1073,13 @@ export class DeltaStream extends AdsStream {
     this.recordSent(st, version, nonce, send.length);
     return retained;
   }
+}
+
+/** The largest shared part of `all` when `send` holds every resource of it, else undefined. */
+function wholePart(all: ResourceSet, send: readonly EncodedResource[]): SharedBase | undefined {
+  const big = largestPart(all);
+  if (!big || send.length < big.map.size) return undefined;
+  let n = 0;
+  for (const r of send) if (big.map.get(r.name) === r) n++;
+  return n === big.map.size ? big : undefined;
 }

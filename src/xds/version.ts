@@ -135,6 +135,20 @@ export interface SharedBase {
   readonly map: ReadonlyMap<string, EncodedResource>;
   /** Names whose version differs between this base and `to` (on either side, or missing from one). */
   namesChangedTo(to: SharedBase): readonly string[];
+  /** The sum of every entry's hash (VersionSum lanes; memoized: a base never changes). */
+  sum(): EntryHash;
+}
+
+/** The VersionSum lanes of a list of resources. */
+export function sumOf(resources: Iterable<EncodedResource>): EntryHash {
+  let a = 0;
+  let b = 0;
+  for (const r of resources) {
+    const h = resourceHash(r);
+    a = (a + h[0]) >>> 0;
+    b = (b + h[1]) >>> 0;
+  }
+  return [a, b];
 }
 
 /**
@@ -243,6 +257,21 @@ export class VersionMap {
 
   /** After a rebase that did not pay, the own size at which to try again. */
   private retryAt = 0;
+
+  /**
+   * An empty map takes every entry of `base` at once (a client's first response
+   * held a whole shared part): O(1), where setting them one by one and
+   * rebasing would cost a map entry each.
+   */
+  adopt(base: SharedBase): void {
+    if (this.count !== 0) throw new Error('VersionMap.adopt needs an empty map');
+    this.base = base;
+    this.own = new Map();
+    this.count = base.map.size;
+    this.sum.clear();
+    this.sum.addDelta(base.sum());
+    this.retryAt = 0;
+  }
 
   /** Rebases on `candidate()` when that is worth trying (rebaseIfWorth). */
   maybeRebase(candidate: () => SharedBase | undefined): void {

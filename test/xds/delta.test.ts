@@ -10,6 +10,7 @@ import {
   XdsCache,
 } from '../../src/xds';
 import { LISTENER_TYPE } from '../../src/xds/type-urls';
+import { resourcesVersion } from '../../src/xds/version';
 import { eventually } from '../support/eventually';
 import { cla, edsCluster, httpListener, routeTo } from '../support/resources';
 import { DeltaClient, deltaNames } from '../support/xds-client';
@@ -107,6 +108,47 @@ describe('xds: Delta (incremental) ADS', () => {
     cache.patch(id, CLUSTER_TYPE, [edsCluster('c42', { connect_timeout: { seconds: 3 } })]);
     const r2 = await c.next();
     assert.deepEqual(deltaNames(r2), ['c42']);
+  });
+
+  it('a first response of whole shared parts: holds exactly them, versions as summed one by one', async () => {
+    const shared = Array.from({ length: 40 }, (_, i) => edsCluster(`s${i}`));
+    const clas = shared.map((c) => cla(c.name, [{ address: '127.0.0.9', port: 80 }]));
+    const [a, b] = [nodeId(), nodeId()];
+    for (const id of [a, b])
+      cache.set(id, {
+        [CLUSTER_TYPE]: { parts: [shared, [edsCluster(`own-${id}`)]] },
+        [ENDPOINT_TYPE]: { parts: [clas] },
+      });
+    const c = connect();
+    c.send({ node: node(a), type_url: CLUSTER_TYPE });
+    const r = await c.next();
+    assert.equal(r.resources.length, 41);
+    c.send({ type_url: CLUSTER_TYPE, response_nonce: r.nonce });
+    // Named: every CLA of the part, and one that does not exist (answered as removed, rule 4.5).
+    c.send({
+      type_url: ENDPOINT_TYPE,
+      resource_names_subscribe: [...clas.map((x) => x.name), 'nowhere'],
+    });
+    const e = await c.next();
+    assert.equal(e.resources.length, 40);
+    assert.deepEqual(e.removed_resources, ['nowhere']);
+    c.send({ type_url: ENDPOINT_TYPE, response_nonce: e.nonce });
+    await ackedBy(a, ENDPOINT_TYPE, e.nonce);
+    for (const [t, n] of [
+      [CLUSTER_TYPE, 41],
+      [ENDPOINT_TYPE, 40],
+    ] as const) {
+      const status = server.proxy(a)!.types.get(t)!;
+      const expected = resourcesVersion(cache.get(a, t).values());
+      assert.equal(status.lastAcked?.version, expected, `${t}: ${n} resources`);
+      assert.equal(status.current, expected);
+    }
+    // Held as if set one by one: a change of one shared resource sends that one alone.
+    const changed = [...shared];
+    changed[7] = edsCluster('s7', { connect_timeout: { seconds: 4 } });
+    cache.set(a, { [CLUSTER_TYPE]: { parts: [changed, [edsCluster(`own-${a}`)]] } });
+    const r2 = await c.next();
+    assert.deepEqual(deltaNames(r2), ['s7']);
   });
 
   it('records a NACK, parks the rejected version, then sends the next version', async () => {

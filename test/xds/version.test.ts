@@ -8,6 +8,7 @@ import {
   resourcesVersion,
   type SharedBase,
   setVersion,
+  sumOf,
   VersionMap,
   VersionSum,
 } from '../../src/xds/version';
@@ -27,6 +28,7 @@ function sharedBase(list: readonly EncodedResource[]): SharedBase {
       for (const n of map.keys()) if (!to.map.has(n)) names.push(n);
       return names;
     },
+    sum: () => sumOf(list),
   };
 }
 
@@ -100,6 +102,23 @@ describe('xds: VersionMap over a shared base', () => {
     for (const n of [...layered.keys()]) if (!base.map.has(n)) layered.delete(n);
     assert.equal(layered.ownSize, 0);
     assert.equal(layered.size, 200);
+  });
+
+  it('an empty map adopting a base holds what setting its entries one by one holds, and changes alike', () => {
+    const adopted = new VersionMap();
+    adopted.adopt(base);
+    const [, plain] = overBase();
+    assert.deepEqual(contents(adopted), contents(plain));
+    assert.equal(adopted.ownSize, 0);
+    const changed = cluster('c1', 9);
+    for (const m of [adopted, plain]) {
+      m.set('c1', changed);
+      m.delete('c2');
+      m.set('y', 'v-y');
+    }
+    assert.deepEqual(contents(adopted), contents(plain));
+    assert.equal(adopted.ownSize, 3);
+    assert.throws(() => adopted.adopt(base), /empty/);
   });
 
   it('moving from one base to a newer one looks at the differences only, and answers as a plain map does', () => {
