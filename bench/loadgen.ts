@@ -26,6 +26,7 @@ import type {
 import {
   countOccurrences,
   deltaAck,
+  deltaRequest,
   intern,
   parseDeltaResponse,
   parseSotwResponse,
@@ -120,10 +121,12 @@ function refsOf(typeUrl: string, versionKey: number, buf: Buffer, start: number,
     versionKey || `${typeUrl}\u0000${createHash('sha1').update(buf.subarray(start, end)).digest('base64')}`;
   const hit = refsMemo.get(key);
   if (hit) return hit;
-  // Listeners differ per sidecar only in their address, which refers to nothing: listeners alike
-  // but for it are decoded once.
-  const sansAddress = typeUrl === LDS ? withoutField(buf, start, end, 2) : undefined;
-  const likeKey = sansAddress && `L${createHash('sha1').update(sansAddress).digest('base64')}`;
+  // Listeners differ per sidecar only in their address (field 2), inbound clusters in their
+  // load_assignment (33, the app's address); neither refers to anything: resources alike but for
+  // it are decoded once.
+  const drop = typeUrl === LDS ? 2 : typeUrl === CDS ? 33 : 0;
+  const sansAddress = drop ? withoutField(buf, start, end, drop) : undefined;
+  const likeKey = sansAddress && `${drop}:${createHash('sha1').update(sansAddress).digest('base64')}`;
   const like = likeKey ? refsMemo.get(likeKey) : undefined;
   if (like) {
     refsMemo.set(key, like);
@@ -443,6 +446,8 @@ class SimProxy {
     let buf: Buffer;
     if (this.protocol === 'delta' && !node && !o.subscribe?.length && !o.unsubscribe?.length) {
       buf = deltaAck(typeUrl, o.nonce ?? '');
+    } else if (this.protocol === 'delta' && !node) {
+      buf = deltaRequest(typeUrl, o.subscribe ?? [], o.unsubscribe ?? [], o.nonce ?? '');
     } else if (this.protocol === 'delta') {
       buf = encode(DeltaRequest, {
         ...(node ? { node } : {}),

@@ -340,6 +340,53 @@ export function deltaAck(typeUrl: string, nonce: string): Buffer {
   return nonce ? Buffer.concat([prefix, lenField(6, Buffer.from(nonce, 'utf8'))]) : prefix;
 }
 
+/**
+ * A DeltaDiscoveryRequest without a node: type_url = 2, resource_names_subscribe = 3,
+ * resource_names_unsubscribe = 4, response_nonce = 6, written directly in field order (as
+ * protobufjs writes them; a sidecar subscribing to a thousand CLAs sends one of these).
+ */
+export function deltaRequest(
+  typeUrl: string,
+  subscribe: readonly string[],
+  unsubscribe: readonly string[],
+  nonce: string,
+): Buffer {
+  // Sized first, then written into one buffer (a thousand names are a thousand fields).
+  const fields: [number, string][] = [[2, typeUrl]];
+  for (const n of subscribe) fields.push([3, n]);
+  for (const n of unsubscribe) fields.push([4, n]);
+  if (nonce) fields.push([6, nonce]);
+  let size = 0;
+  const lengths = fields.map(([, v]) => {
+    const n = Buffer.byteLength(v, 'utf8');
+    size += 1 + varintSize(n) + n;
+    return n;
+  });
+  const out = Buffer.allocUnsafe(size);
+  let pos = 0;
+  fields.forEach(([field, v], i) => {
+    out[pos++] = (field << 3) | 2;
+    for (let n = lengths[i]; ; n = Math.floor(n / 128)) {
+      if (n < 0x80) {
+        out[pos++] = n;
+        break;
+      }
+      out[pos++] = (n & 0x7f) | 0x80;
+    }
+    pos += out.write(v, pos, 'utf8');
+  });
+  return out;
+}
+
+function varintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
 function lenField(field: number, payload: Buffer): Buffer {
   const head: number[] = [(field << 3) | 2];
   for (let n = payload.length; ; n = Math.floor(n / 128)) {

@@ -1,6 +1,6 @@
 // The load generator's hand-written wire pieces agree with protobufjs.
 import assert from 'node:assert/strict';
-import { deltaAck, parseDeltaResponse, withoutField } from '../../bench/lib/proto';
+import { deltaAck, deltaRequest, parseDeltaResponse, withoutField } from '../../bench/lib/proto';
 import { encodeResource, envoyRoot } from '../../envoy-protos';
 import { LISTENER_TYPE } from '../../src/xds';
 
@@ -21,6 +21,25 @@ describe('bench: load generator wire pieces', () => {
       // The same message (an empty nonce may be left out, as proto3 allows).
       const read = (b: Uint8Array) => Request.toObject(Request.decode(b), { defaults: true });
       assert.deepEqual(read(deltaAck(typeUrl, nonce)), read(expected));
+    }
+  });
+
+  it('a Delta subscription request is the message protobufjs writes', () => {
+    const read = (b: Uint8Array) => Request.toObject(Request.decode(b), { defaults: true });
+    for (const [subscribe, unsubscribe, nonce] of [
+      [['a', 'outbound|9080||svc-0001', 'é'.repeat(100)], [], ''],
+      [[], ['gone', 'x'.repeat(300)], '42'],
+      [['*'], ['b'], 'n'],
+    ] as const) {
+      const expected = Request.encode(
+        Request.fromObject({
+          type_url: LISTENER_TYPE,
+          resource_names_subscribe: subscribe,
+          resource_names_unsubscribe: unsubscribe,
+          response_nonce: nonce,
+        }),
+      ).finish();
+      assert.deepEqual(read(deltaRequest(LISTENER_TYPE, subscribe, unsubscribe, nonce)), read(expected));
     }
   });
 
