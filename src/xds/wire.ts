@@ -83,54 +83,84 @@ function writeVarint(buf: Buffer, at: number, n: number): number {
   return at;
 }
 
-/** A length-delimited field: its tag byte, the length, then the payload parts. */
-function field(tag: number, parts: readonly (Buffer | string)[]): Buffer {
-  const bufs = parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p));
-  const len = bufs.reduce((n, b) => n + b.length, 0);
-  const out = Buffer.allocUnsafe(1 + varintLength(len) + len);
-  out[0] = tag;
-  let at = writeVarint(out, 1, len);
-  for (const b of bufs) {
-    b.copy(out, at);
-    at += b.length;
-  }
-  return out;
-}
-
-/** A length-delimited field's tag and length, the payload left out. */
-function header(tag: number, len: number): Buffer {
-  const out = Buffer.allocUnsafe(1 + varintLength(len));
-  out[0] = tag;
-  writeVarint(out, 1, len);
-  return out;
-}
-
 const total = (bufs: readonly Buffer[]) => bufs.reduce((n, b) => n + b.length, 0);
 
-/**
- * google.protobuf.Any { type_url = 1; value = 2 } as buffers. A resource made
- * of parts keeps them as they are (shared with every other resource on the
- * same base) rather than copying them into one buffer per resource.
- */
-function anyOf(r: EncodedResource): Buffer[] {
-  const value = r.parts ?? [r.value];
-  return [field(0x0a, [r.typeUrl]), header(0x12, total(value)), ...value];
-}
+/** Parts at most this long in all are copied into the entry's head; longer ones go by reference. */
+const INLINE_VALUE = 256;
 
-/** One field around `payload`, as few buffers as the payload allows (one when it is whole). */
-function wrapped(tag: number, payload: readonly Buffer[], shared: boolean): Buffer | Buffer[] {
-  if (!shared) return field(tag, payload);
-  // Join the small leading pieces into one buffer; keep the shared parts by reference.
-  const out: Buffer[] = [];
-  let small: Buffer[] = [header(tag, total(payload))];
-  for (const b of payload) {
-    if (b.length <= 256) small.push(b);
-    else {
-      out.push(small.length === 1 ? small[0] : Buffer.concat(small), b);
-      small = [];
+/**
+ * An entry around a resource's Any: `open` (the fields before the Any, as [tag, string] pairs),
+ * the Any { type_url = 1; value = 2 }, then `close` (fields after it); all wrapped in the
+ * `tag` field. Written into one buffer, but for long value parts, kept by reference (shared
+ * with every other resource on the same base) rather than copied per resource.
+ */
+function entry(
+  tag: number,
+  r: EncodedResource,
+  open: readonly (readonly [number, string])[],
+  close: readonly (readonly [number, string])[],
+  anyTag: number,
+): Buffer | Buffer[] {
+  const value = r.parts ?? [r.value];
+  const valueLen = total(value);
+  const typeUrlLen = Buffer.byteLength(r.typeUrl, 'utf8');
+  const anyLen = 1 + varintLength(typeUrlLen) + typeUrlLen + 1 + varintLength(valueLen) + valueLen;
+  const sized = (fields: readonly (readonly [number, string])[]) => {
+    let n = 0;
+    for (const [, v] of fields) {
+      const len = Buffer.byteLength(v, 'utf8');
+      n += 1 + varintLength(len) + len;
     }
+    return n;
+  };
+  const openLen = sized(open);
+  const closeLen = sized(close);
+  const wrappedAny = anyTag ? 1 + varintLength(anyLen) : 0;
+  const bodyLen = openLen + wrappedAny + anyLen + closeLen;
+  // A whole resource's entry is kept (one buffer to copy per push); a resource of parts keeps them.
+  const inline = r.parts === undefined || valueLen <= INLINE_VALUE;
+  const headLen =
+    1 +
+    varintLength(bodyLen) +
+    openLen +
+    wrappedAny +
+    (anyLen - valueLen) +
+    (inline ? valueLen + closeLen : 0);
+  const head = Buffer.allocUnsafe(headLen);
+  const put = (at: number, fields: readonly (readonly [number, string])[], out: Buffer) => {
+    for (const [t, v] of fields) {
+      out[at++] = t;
+      at = writeVarint(out, at, Buffer.byteLength(v, 'utf8'));
+      at += out.write(v, at, 'utf8');
+    }
+    return at;
+  };
+  head[0] = tag;
+  let at = writeVarint(head, 1, bodyLen);
+  at = put(at, open, head);
+  if (anyTag) {
+    head[at++] = anyTag;
+    at = writeVarint(head, at, anyLen);
   }
-  if (small.length > 0) out.push(small.length === 1 ? small[0] : Buffer.concat(small));
+  head[at++] = 0x0a;
+  at = writeVarint(head, at, typeUrlLen);
+  at += head.write(r.typeUrl, at, 'utf8');
+  head[at++] = 0x12;
+  at = writeVarint(head, at, valueLen);
+  if (inline) {
+    for (const b of value) {
+      head.set(b, at);
+      at += b.length;
+    }
+    put(at, close, head);
+    return head;
+  }
+  const out: Buffer[] = [head, ...value];
+  if (closeLen > 0) {
+    const tail = Buffer.allocUnsafe(closeLen);
+    put(0, close, tail);
+    out.push(tail);
+  }
   return out;
 }
 
@@ -151,7 +181,7 @@ export function sotwEntry(r: EncodedResource): Buffer | Buffer[] {
   const o = r as WithEntries;
   let e = o[SOTW];
   if (!e) {
-    e = wrapped(0x12, anyOf(r), r.parts !== undefined);
+    e = entry(0x12, r, [], [], 0);
     if (r.parts === undefined) o[SOTW] = e = kept(e);
   }
   return e;
@@ -162,9 +192,7 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
   const o = r as WithEntries;
   let e = o[DELTA];
   if (!e) {
-    const any = anyOf(r);
-    const resource = [field(0x0a, [r.version]), header(0x12, total(any)), ...any, field(0x1a, [r.name])];
-    e = wrapped(0x12, resource, r.parts !== undefined);
+    e = entry(0x12, r, [[0x0a, r.version]], [[0x1a, r.name]], 0x12);
     if (r.parts === undefined) o[DELTA] = e = kept(e);
   }
   return e;

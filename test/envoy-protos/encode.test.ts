@@ -1,6 +1,12 @@
 // Unit tests of the resource encoder and the type URL constants.
 import assert from 'node:assert/strict';
-import { decodeResource, encodeOverlay, encodeResource, ResourceEncodeError } from '../../envoy-protos';
+import {
+  decodeResource,
+  encodeOverlay,
+  encodeResource,
+  overlayVersion,
+  ResourceEncodeError,
+} from '../../envoy-protos';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, SECRET_TYPE } from '../../src/xds';
 import { cla, edsCluster, httpListener } from '../support/resources';
 
@@ -143,5 +149,10 @@ describe('envoy-protos: encoder', () => {
       traffic_direction: 'OUTBOUND',
       address: { socket_address: { address: '127.0.0.1', port_value: 9000 } },
     });
+    // Sidecar addresses a /16 apart, on many ports: every overlay of one base gets its own version.
+    const versions = new Set<string>();
+    for (let i = 0; i < 65_536; i++)
+      versions.add(overlayVersion(a.version, Buffer.from(`10.${i >> 8}.${i & 255}.7:${9000 + (i % 10)}`)));
+    assert.equal(versions.size, 65_536);
   });
 });
