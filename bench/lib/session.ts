@@ -269,7 +269,7 @@ export class Session {
       ...(this.o.insecureXds ? ['--insecure-xds'] : []),
     ];
     const child = fork(path.join(DIST_BENCH, 'server-host.js'), args, {
-      execArgv: [],
+      execArgv: (process.env.MESHPLANE_BENCH_SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean),
       env,
       stdio: ['ignore', log, log, 'ipc'],
       detached: true,
