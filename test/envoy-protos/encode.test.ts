@@ -4,6 +4,7 @@ import {
   decodeResource,
   encodeOverlay,
   encodeResource,
+  envoyRoot,
   overlayVersion,
   ResourceEncodeError,
 } from '../../envoy-protos';
@@ -154,5 +155,30 @@ describe('envoy-protos: encoder', () => {
     for (let i = 0; i < 65_536; i++)
       versions.add(overlayVersion(a.version, Buffer.from(`10.${i >> 8}.${i & 255}.7:${9000 + (i % 10)}`)));
     assert.equal(versions.size, 65_536);
+  });
+
+  it('an address overlay (written directly) has the bytes protobufjs writes, and anything else goes through it', () => {
+    const root = envoyRoot();
+    const base = encodeResource(LISTENER_TYPE, { name: 'l', traffic_direction: 'OUTBOUND' });
+    const Listener = root.lookupType('envoy.config.listener.v3.Listener');
+    for (const [address, port_value] of [
+      ['127.0.0.1', 9000],
+      ['10.1.2.3', 1],
+      ['::1', 65535],
+      ['x'.repeat(200), 15006],
+      ['é', 128],
+    ] as const) {
+      const overlay = { address: { socket_address: { address, port_value } } };
+      const expected = Listener.encode(Listener.fromObject(overlay)).finish();
+      const got = encodeOverlay(base, overlay);
+      assert.deepEqual(got.parts?.at(-1), Buffer.from(expected), `${address}:${port_value}`);
+    }
+    // Another shape (a protocol, a named port) is encoded by protobufjs, and checked.
+    const udp = { address: { socket_address: { protocol: 'UDP', address: '127.0.0.1', port_value: 53 } } };
+    assert.deepEqual(decodeResource(LISTENER_TYPE, encodeOverlay(base, udp).value).address, udp.address);
+    assert.throws(
+      () => encodeOverlay(base, { address: { socket_address: { address: '127.0.0.1', port: 53 } } }),
+      ResourceEncodeError,
+    );
   });
 });
