@@ -845,6 +845,7 @@ async function runS5(ctx: Ctx, base: MeshShape): Promise<void> {
     changes: 5,
     change: 'instance of svc-0000',
     proxiesAffectedByChange: affected,
+    reps: o.reps,
   });
   r.notes.push(
     scoped
@@ -854,52 +855,63 @@ async function runS5(ctx: Ctx, base: MeshShape): Promise<void> {
           `the 5 changes are instances of svc-0000, seen by ${affected} of ${count} proxies`
       : 'unscoped (--s5-calls 0): every proxy gets every service; the 5 changes are instances of svc-0000',
   );
-  const { s, setup } = await newSession(ctx, 's5', shape);
-  try {
-    log(`S5: ${count} proxies connect over ${rampMs} ms`);
-    const { rep: m, ready } = await profiled(ctx, s, r, 'S5-connect', () =>
-      connectStorm(ctx, s, shape, count, rampMs, 900_000),
-    );
-    m.extra.setup = setup;
-    log(
-      `S5: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms; server peak RSS ` +
-        `${m.peakRssMb} MB, steady (idle after the storm) ${m.steadyRssMb} MB`,
-    );
-    let changesNotConverged = 0;
-    if (!s.abortReason && ready.ready > 0) {
-      const changes = Array.from({ length: 5 }, () =>
-        commonDependencyChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
+  let changesNotConverged = 0;
+  for (let rep = 1; rep <= o.reps; rep++) {
+    const repStart = Date.now();
+    const { s, setup } = await newSession(ctx, `s5-rep${rep}`, shape);
+    try {
+      log(`S5 rep ${rep}/${o.reps}: ${count} proxies connect over ${rampMs} ms`);
+      const { rep: m, ready } = await profiled(ctx, s, r, `S5-rep${rep}`, () =>
+        connectStorm(ctx, s, shape, count, rampMs, 900_000),
       );
-      log(`S5: 5 instance changes of svc-0000, one at a time (${affected} proxies each)`);
-      const c = await sequentialChanges(ctx, s, 'S5', changes, 120_000, 500);
-      m.extra.instanceChanges = {
-        perProxy: c.convergence,
-        allAckedMs: c.allAckedMs,
-        allAckedMaxMs: c.allAckedMaxMs,
-        notConverged: c.notConverged,
-        proxiesWaitedFor: c.extra.proxiesWaitedFor,
-        serverCpuSecondsPerChange: c.extra.serverCpuSecondsPerChange,
-        nacks: c.nacks,
-      };
-      changesNotConverged = c.notConverged;
+      m.extra.setup = setup;
       log(
-        `S5: svc-0000 instance change: all proxies ACKed in p50 ${c.allAckedMs} ms, max ${c.allAckedMaxMs} ms; ` +
-          `per-proxy p99 ${c.convergence.p99} ms; ${c.notConverged} not converged`,
+        `S5 rep ${rep}: ${ready.ready}/${ready.total} ready; all types ACKed by ${ready.allTypes.max} ms; server peak ` +
+          `RSS ${m.peakRssMb} MB, steady (idle after the storm) ${m.steadyRssMb} MB`,
       );
+      if (!s.abortReason && ready.ready > 0) {
+        const changes = Array.from({ length: 5 }, () =>
+          commonDependencyChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
+        );
+        log(`S5 rep ${rep}: 5 instance changes of svc-0000, one at a time (${affected} proxies each)`);
+        const c = await sequentialChanges(ctx, s, 'S5', changes, 120_000, 500);
+        m.extra.instanceChanges = {
+          perProxy: c.convergence,
+          allAckedMs: c.allAckedMs,
+          allAckedMaxMs: c.allAckedMaxMs,
+          notConverged: c.notConverged,
+          proxiesWaitedFor: c.extra.proxiesWaitedFor,
+          serverCpuSecondsPerChange: c.extra.serverCpuSecondsPerChange,
+          nacks: c.nacks,
+        };
+        changesNotConverged += c.notConverged;
+        log(
+          `S5 rep ${rep}: svc-0000 instance change: all proxies ACKed in p50 ${c.allAckedMs} ms, max ` +
+            `${c.allAckedMaxMs} ms; per-proxy p99 ${c.convergence.p99} ms; ${c.notConverged} not converged`,
+        );
+      }
+      r.reps.push(m);
+      if (s.abortReason) {
+        finishResult(r, s);
+        break;
+      }
+      if (rep === o.reps || !repeatWithinBudget(ctx, r, rep, repStart, 0.9)) {
+        finishResult(r, s);
+        break;
+      }
+    } finally {
+      await s.stop();
     }
-    r.reps.push(m);
-    finishResult(r, s);
-    if (r.status === 'ok' && changesNotConverged > 0) {
-      // As in the other change scenarios: a change that did not reach every proxy makes the result partial.
-      r.status = 'partial';
-      r.reason = `${changesNotConverged} of 5 svc-0000 instance changes did not reach every proxy within 120 s`;
-    }
-  } finally {
-    await s.stop();
+  }
+  if (r.status === 'ok' && changesNotConverged > 0) {
+    // As in the other change scenarios: a change that did not reach every proxy makes the result partial.
+    r.status = 'partial';
+    r.reason = `${changesNotConverged} svc-0000 instance changes did not reach every proxy within 120 s`;
   }
   r.notes.push(
-    'one repetition (a fresh server); the row shows the connect storm (steady = the idle RSS after it); the ' +
-      'svc-0000 instance changes are in the JSON (extra.instanceChanges)',
+    'a fresh server per repetition; the row shows the connect storm (steady = the idle RSS after it); the ' +
+      'svc-0000 instance changes are in the JSON (extra.instanceChanges of each repetition; the summary line gives ' +
+      'their medians over repetitions)',
   );
   ctx.results.push(r);
 }
@@ -1170,16 +1182,18 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
       }
     }
     if (r.id === 'S5' && extra.instanceChanges) {
-      const ic = extra.instanceChanges as {
-        perProxy: Dist;
-        allAckedMs: number | null;
-        allAckedMaxMs: number | null;
+      type Ic = { perProxy: Dist; allAckedMs: number | null; allAckedMaxMs: number | null };
+      const ics = r.reps.flatMap((x) => (x.extra.instanceChanges ? [x.extra.instanceChanges as Ic] : []));
+      const med = (f: (ic: Ic) => number | null | undefined) => {
+        const v = ics.map(f).filter((x): x is number => typeof x === 'number');
+        return v.length > 0 ? percentile(v, 50) : null;
       };
       out.push(
         `S5 svc-0000 instance changes (${r.params.scoped ? `scoped, calls ${r.params.calls}` : 'unscoped'}; ` +
-          `${r.params.proxiesAffectedByChange} proxies each): per-proxy p50 ${fmt(ic.perProxy.p50)} ` +
-          `p99 ${fmt(ic.perProxy.p99)} max ${fmt(ic.perProxy.max)} ms; all-ACKed p50 ${fmt(ic.allAckedMs)} ` +
-          `max ${fmt(ic.allAckedMaxMs)} ms`,
+          `${r.params.proxiesAffectedByChange} proxies each; medians over ${ics.length} rep(s)): per-proxy p50 ` +
+          `${fmt(med((ic) => ic.perProxy.p50))} p99 ${fmt(med((ic) => ic.perProxy.p99))} max ` +
+          `${fmt(med((ic) => ic.perProxy.max))} ms; all-ACKed p50 ${fmt(med((ic) => ic.allAckedMs))} max ` +
+          `${fmt(med((ic) => ic.allAckedMaxMs))} ms`,
       );
     }
     if (r.id === 'S3') {
