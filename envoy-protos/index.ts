@@ -375,16 +375,25 @@ function fromParts(
   warms?: string,
   version = contentVersion(parts),
 ): EncodedResource {
-  return {
-    typeUrl,
-    name,
-    version,
-    get value() {
-      return Buffer.concat(parts);
-    },
-    parts,
-    warms,
-  };
+  return new PartsResource(typeUrl, name, version, parts, warms);
+}
+
+/**
+ * A resource held as parts (a class, not a literal with a getter: a sidecar's
+ * overlays are ten-odd per sidecar, and a getter per object is a closure per object).
+ */
+class PartsResource implements EncodedResource {
+  constructor(
+    readonly typeUrl: string,
+    readonly name: string,
+    readonly version: string,
+    readonly parts: readonly Buffer[],
+    readonly warms: string | undefined,
+  ) {}
+
+  get value(): Buffer {
+    return Buffer.concat(this.parts);
+  }
 }
 
 /**

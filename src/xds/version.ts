@@ -266,7 +266,7 @@ export class VersionMap {
   adopt(base: SharedBase): void {
     if (this.count !== 0) throw new Error('VersionMap.adopt needs an empty map');
     this.base = base;
-    this.own = new Map();
+    if (this.own.size > 0) this.own = new Map();
     this.count = base.map.size;
     this.sum.clear();
     this.sum.addDelta(base.sum());
