@@ -168,6 +168,8 @@ interface Marker {
   readonly counts?: Uint32Array;
   /** Per proxy: when it ACKed the change (epoch ms). */
   readonly ackedAt: Float64Array;
+  /** Proxies that ACKed more than 1 s after the change, with the gap since their response before. */
+  slow?: { nodeId: string; ms: number; previousResponseMsBefore: number | null }[];
   total: number;
   seen: number;
   timer?: NodeJS.Timeout;
@@ -247,8 +249,11 @@ function report(m: Marker, timedOut: boolean): void {
       p99: percentile(lat, 99),
       max: lat.length > 0 ? Math.max(...lat) : null,
       timedOut: timedOut && !complete,
+      ...(m.slow ? { slow: m.slow } : {}),
     },
   });
+  if (m.slow && lat.length > 0 && Math.max(...lat) > 5000)
+    console.error(`change ${m.id} (${m.tag}): proxies over 1 s: ${JSON.stringify(m.slow)}`);
 }
 
 function markerHit(m: Marker, idx: number, now: number): void {
@@ -256,6 +261,15 @@ function markerHit(m: Marker, idx: number, now: number): void {
   m.state[idx] = 2;
   m.ackedAt[idx] = now;
   m.seen++;
+  // A proxy that took over a second: which one, and how long its stream had been silent.
+  if (m.t0 !== undefined && now - m.t0 > 1000 && (m.slow?.length ?? 0) < 10) {
+    const p = proxies[idx];
+    (m.slow ??= []).push({
+      nodeId: p?.spec.nodeId ?? String(idx),
+      ms: now - m.t0,
+      previousResponseMsBefore: p && p.previousResponseAt > 0 ? now - p.previousResponseAt : null,
+    });
+  }
   if (m.seen >= m.total) finish(m, false);
 }
 
@@ -327,6 +341,8 @@ function covered(wanted: ReadonlySet<string>, answered: ReadonlySet<string>): bo
 class SimProxy {
   private call: GrpcStream | undefined;
   open = false;
+  /** When the response before the one being handled arrived (epoch ms; 0: none yet). */
+  previousResponseAt = 0;
   failed: string | undefined;
   private closing = false;
   private attempts = 0;
@@ -507,6 +523,7 @@ class SimProxy {
     this.request(t, { nonce: r.nonce, version: r.versionInfo });
     const now = Date.now();
     checkMarkers(this.idx, buf, r, now);
+    this.previousResponseAt = now;
 
     if (t === CDS) {
       if (this.cdsAckAt === 0) {

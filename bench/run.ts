@@ -798,6 +798,11 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         harnessErrors,
         apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
         perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
+        // The slowest change's late proxies (over 1 s; which, and how long their stream was silent before).
+        slowestChange: results.reduce<WatchResult | undefined>(
+          (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
+          undefined,
+        ),
         rss: {
           startMb: Math.round(churnWin.startRssMb),
           endOfChurnMb: Math.round(churnWin.endRssMb),

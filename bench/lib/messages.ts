@@ -87,6 +87,8 @@ export interface WatchResult {
   readonly p99: number | null;
   readonly max: number | null;
   readonly timedOut: boolean;
+  /** Proxies that ACKed over 1 s after the change (at most 10): which, and how long their stream was silent before. */
+  readonly slow?: readonly { nodeId: string; ms: number; previousResponseMsBefore: number | null }[];
 }
 
 export interface LoadgenStats {
