@@ -264,7 +264,8 @@ function markerHit(m: Marker, idx: number, now: number): void {
   // A proxy that took over a second: which one, and how long its stream had been silent.
   if (m.t0 !== undefined && now - m.t0 > 1000 && (m.slow?.length ?? 0) < 10) {
     const p = proxies[idx];
-    (m.slow ??= []).push({
+    if (!m.slow) m.slow = [];
+    m.slow.push({
       nodeId: p?.spec.nodeId ?? String(idx),
       ms: now - m.t0,
       previousResponseMsBefore: p && p.previousResponseAt > 0 ? now - p.previousResponseAt : null,
