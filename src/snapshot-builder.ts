@@ -100,6 +100,12 @@ export class SnapshotBuilder {
   /** NACKs attributed to each object (cleared when the object changes). */
   private readonly nacks = new Map<string, ObjectNack[]>();
   private readonly proxies = new Map<string, ProxyIdentity>();
+  /**
+   * The translated endpoint list each proxy's cache entry was last set from: an endpoint build
+   * skips a proxy whose view's list is the same array (the cache already holds it), so a change
+   * costs only the proxies whose views it touches.
+   */
+  private readonly endpointLists = new Map<string, Obj[]>();
   private revision = 0;
   private translator: MeshTranslator;
   private readonly encoded = new WeakMap<Obj, EncodedResource>();
@@ -362,6 +368,7 @@ export class SnapshotBuilder {
     const identity = this.proxies.get(nodeId);
     if (identity) this.translator.forget(identity);
     this.proxies.delete(nodeId);
+    this.endpointLists.delete(nodeId);
     this.o.cache.delete(nodeId);
   }
 
@@ -455,11 +462,13 @@ export class SnapshotBuilder {
     }
     const affected: string[] = [];
     for (const [nodeId, identity] of this.proxies) {
-      const changed = endpointsOnly
-        ? this.o.cache.set(nodeId, {
-            [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, this.translator.endpoints(identity)),
-          })
-        : this.o.cache.set(nodeId, this.resourcesFor(identity));
+      let changed: TypeUrl[];
+      if (endpointsOnly) {
+        const list = this.translator.endpoints(identity);
+        if (this.endpointLists.get(nodeId) === list) continue;
+        this.endpointLists.set(nodeId, list);
+        changed = this.o.cache.set(nodeId, { [ENDPOINT_TYPE]: this.encodeAll(ENDPOINT_TYPE, list) });
+      } else changed = this.o.cache.set(nodeId, this.resourcesFor(identity));
       if (changed.length > 0) affected.push(nodeId);
     }
     // The shared lists are compared with the previous ones and encoded now, not by the first
@@ -521,6 +530,7 @@ export class SnapshotBuilder {
 
   private resourcesFor(identity: ProxyIdentity): SnapshotUpdate {
     const r = this.translator.translate(identity);
+    this.endpointLists.set(identity.nodeId, r.endpoints);
     // Every proxy's clusters start with its view's outbound ones: one shared part, indexed once.
     const shared = r.outbound;
     return {

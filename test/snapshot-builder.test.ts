@@ -115,6 +115,56 @@ describe('snapshot builder: push pipeline', () => {
   });
 });
 
+describe('snapshot builder: endpoint builds and scoped views', () => {
+  it('an instance change sets the cache only for proxies whose views hold its service', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-scoped-'));
+    const store = createSqliteStore({ dataDir: dir });
+    const cache = new XdsCache();
+    const docs = [
+      'kind: Service\nname: a\nspec: { port: 9001 }',
+      'kind: Service\nname: b\nspec: { port: 9002 }',
+      'kind: Service\nname: ca\nspec: { port: 9003, calls: [a] }',
+      'kind: Service\nname: cb\nspec: { port: 9004, calls: [b] }',
+      'kind: Instance\nname: a-0\nspec: { service: a, address: 127.0.3.1, port: 15006 }',
+      'kind: Instance\nname: b-0\nspec: { service: b, address: 127.0.3.2, port: 15006 }',
+    ].map((d) => require('yaml').parse(d));
+    const v = validateDocuments(docs);
+    assert.ok(v.ok);
+    await store.apply(v.value);
+    const builder = new SnapshotBuilder({ store, cache, log: silentLogger, quietMs: 5, maxDelayMs: 50 });
+    try {
+      await builder.start();
+      builder.proxyConnected(proxy('pca', 'ca', '127.0.3.10'));
+      builder.proxyConnected(proxy('pcb', 'cb', '127.0.3.11'));
+      const sets = new Map<string, number>();
+      const set = cache.set.bind(cache);
+      cache.set = (nodeId, update) => {
+        sets.set(nodeId, (sets.get(nodeId) ?? 0) + 1);
+        return set(nodeId, update);
+      };
+      const cla = (id: string) => [
+        ...cache.get(id, 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment').keys(),
+      ];
+      const before = cla('pca');
+      const change = validateDocuments([
+        require('yaml').parse(
+          'kind: Instance\nname: b-1\nspec: { service: b, address: 127.0.3.3, port: 15006 }',
+        ),
+      ]);
+      assert.ok(change.ok);
+      const r = (await store.apply(change.value)).revision;
+      assert.ok(await builder.waitForRevision(r));
+      assert.equal(sets.get('pcb'), 1, 'the proxy that calls b');
+      assert.equal(sets.get('pca'), undefined, 'the proxy that calls only a is not touched');
+      assert.deepEqual(cla('pca'), before);
+    } finally {
+      builder.stop();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('snapshot builder: workload identities', () => {
   it('issues a certificate for each service with instances before any of its sidecars connects', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-certs-'));
