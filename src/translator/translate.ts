@@ -170,6 +170,8 @@ export class MeshTranslator {
   private vhostMemo = new Map<string, Obj>();
   /** Endpoint lists per view and, when some policy fails over by locality, the caller's locality. */
   private readonly endpointViews = new Map<string, Obj[]>();
+  /** The services each endpoint list holds (undefined: every service), to take lists over by them. */
+  private readonly endpointViewServices = new Map<string, ReadonlySet<string> | undefined>();
   private readonly anyFailover: boolean;
   private readonly claMemo = new Map<string, Obj>();
   private readonly blackhole: Obj;
@@ -237,6 +239,30 @@ export class MeshTranslator {
           )
         )
           this.claMemo.set(key, cla);
+      }
+      // Endpoint lists of views that hold none of the services whose instances changed are the
+      // same lists (a scoped view is a few services; a change elsewhere leaves it as it was).
+      const changed = new Set<string>();
+      for (const m of [this.snapshot.instancesByService, prev.snapshot.instancesByService])
+        for (const service of m.keys())
+          if (
+            !sameItems(
+              this.snapshot.instancesByService.get(service),
+              prev.snapshot.instancesByService.get(service),
+            )
+          )
+            changed.add(service);
+      for (const [key, list] of prev.endpointViews) {
+        const services = prev.endpointViewServices.get(key);
+        let touched = changed.size > 0;
+        if (services) {
+          touched = false;
+          const [few, many] = changed.size <= services.size ? [changed, services] : [services, changed];
+          for (const n of few) if (many.has(n)) touched = true;
+        }
+        if (touched) continue;
+        this.endpointViews.set(key, list);
+        this.endpointViewServices.set(key, services);
       }
       return;
     }
@@ -490,6 +516,7 @@ export class MeshTranslator {
     }
     const same = MeshTranslator.sameArray(this.previousShared?.endpoints.get(key), out);
     this.endpointViews.set(key, same);
+    this.endpointViewServices.set(key, v.services);
     return same;
   }
 

@@ -99,6 +99,44 @@ describe('translator: taking over an earlier translation', () => {
     }
   });
 
+  it('a changed Instance: scoped views without its service keep their endpoint lists (the same arrays)', () => {
+    // d calls a only, e calls b only; an instance of b changes.
+    const scoped = (replace: Record<string, unknown> = {}) =>
+      docs(
+        [
+          { kind: 'Service', name: 'd', spec: { port: 9002, calls: ['a'] } },
+          { kind: 'Service', name: 'e', spec: { port: 9003, calls: ['b'] } },
+        ],
+        replace,
+      );
+    const before = scoped();
+    const after = scoped({
+      'Instance/b-0': {
+        kind: 'Instance',
+        name: 'b-0',
+        spec: { service: 'b', address: '127.0.0.12', port: 15006 },
+      },
+    }).map(
+      (o) =>
+        before.find(
+          (b) => b.kind === o.kind && b.name === o.name && JSON.stringify(b) === JSON.stringify(o),
+        ) ?? o,
+    );
+    const callers = ['d', 'e'].map((s) => proxyIdentity(`${s}-x`, { service: s, address: '127.0.0.20' }));
+    const t1 = new MeshTranslator(buildMeshSnapshot(1, before));
+    const [d1, e1] = callers.map((p) => t1.endpoints(p));
+    const t2 = new MeshTranslator(buildMeshSnapshot(2, after), t1);
+    const fresh = new MeshTranslator(buildMeshSnapshot(2, after));
+    const [d2, e2] = callers.map((p) => t2.endpoints(p));
+    assert.ok(same(d1, d2), 'the view of a alone is taken over whole');
+    assert.ok(!same(e1, e2), 'the view of b is made again');
+    for (const p of callers)
+      assert.deepEqual(
+        JSON.parse(JSON.stringify(t2.endpoints(p))),
+        JSON.parse(JSON.stringify(fresh.endpoints(p))),
+      );
+  });
+
   it('forgets what was made for one sidecar alone once it is gone; the next translation makes it again', () => {
     const objs = docs();
     const t1 = new MeshTranslator(buildMeshSnapshot(1, objs));
