@@ -26,7 +26,14 @@ import {
   serviceName,
 } from './lib/mesh';
 import type { Dist, Protocol, ReadySummary, WatchResult } from './lib/messages';
-import { listenOverflows, memAvailableMb, readProc, type WindowStats } from './lib/procstat';
+import {
+  listenOverflows,
+  memAvailableMb,
+  readProc,
+  TCP_STALL_COUNTERS,
+  tcpExt,
+  type WindowStats,
+} from './lib/procstat';
 import { type ProfileSummary, summarizeProfile } from './lib/profile';
 import { killAllNow, REPO, Session, sleep } from './lib/session';
 import { max, median, percentile, round } from './lib/stats';
@@ -704,6 +711,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
   const m = await profiled(ctx, f.s, r, 'S3', async () => {
     const before = await lg.stats();
     const mark = f.s.sampler!.mark();
+    const tcpBefore = tcpExt(TCP_STALL_COUNTERS);
     const results: WatchResult[] = [];
     const apiMs: number[] = [];
     const pending: Promise<void>[] = [];
@@ -798,6 +806,11 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         harnessErrors,
         apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
         perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
+        // Machine-wide TCP stall counters over the churn (a zero window or a retransmission timeout
+        // on loopback would show here when a change takes seconds to reach a proxy).
+        tcpStalls: Object.fromEntries(
+          Object.entries(tcpExt(TCP_STALL_COUNTERS)).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)]),
+        ),
         // The slowest change's late proxies (over 1 s; which, and how long their stream was silent before).
         slowestChange: results.reduce<WatchResult | undefined>(
           (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
@@ -1209,6 +1222,15 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
           `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[0]?.serverCpuCores, 2)} cores avg; ` +
           `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)`,
       );
+      const stalls = Object.entries((extra.tcpStalls ?? {}) as Record<string, number>).filter(
+        ([, v]) => v > 0,
+      );
+      const slowest = extra.slowestChange as WatchResult | undefined;
+      if (stalls.length > 0 || (slowest?.allAckedMs ?? 0) > 5000)
+        out.push(
+          `S3 diagnostics: TCP counters over the churn ${stalls.map(([k, v]) => `${k} ${v}`).join(', ') || 'all 0'}; ` +
+            `slowest change ${slowest?.allAckedMs} ms, late proxies ${JSON.stringify(slowest?.slow ?? [])}`,
+        );
     }
     if (r.id === 'S6' && r.reps[0]) {
       const e = extra.envoyInstanceChangeAckMs as Dist;

@@ -72,20 +72,39 @@ export function resetPeakRss(pid: number): boolean {
 
 /** The machine's TcpExt ListenOverflows counter (connections dropped for a full accept queue). */
 export function listenOverflows(): number {
+  return tcpExt(['ListenOverflows']).ListenOverflows ?? 0;
+}
+
+/** Machine-wide TcpExt counters of /proc/net/netstat (empty where there is none). */
+export function tcpExt(names: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
   try {
     const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n');
     for (let i = 0; i + 1 < lines.length; i++) {
       if (!lines[i].startsWith('TcpExt:') || !lines[i + 1].startsWith('TcpExt:')) continue;
       const keys = lines[i].split(/\s+/);
       const values = lines[i + 1].split(/\s+/);
-      const at = keys.indexOf('ListenOverflows');
-      return at > 0 ? Number(values[at]) : 0;
+      for (const n of names) {
+        const at = keys.indexOf(n);
+        if (at > 0) out[n] = Number(values[at]);
+      }
+      break;
     }
   } catch {
     // not Linux
   }
-  return 0;
+  return out;
 }
+
+/** TcpExt counters of stalls a slow receiver or a lost segment causes (zero windows, timeouts). */
+export const TCP_STALL_COUNTERS = [
+  'TCPToZeroWindowAdv',
+  'TCPFromZeroWindowAdv',
+  'TCPWantZeroWindowAdv',
+  'TCPZeroWindowDrop',
+  'TCPTimeouts',
+  'TCPLostRetransmit',
+] as const;
 
 /** MemAvailable of the machine, in MB. */
 export function memAvailableMb(): number {
