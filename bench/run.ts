@@ -909,11 +909,7 @@ async function runS5(ctx: Ctx, base: MeshShape): Promise<void> {
         );
       }
       r.reps.push(m);
-      if (s.abortReason) {
-        finishResult(r, s);
-        break;
-      }
-      if (rep === o.reps || !repeatWithinBudget(ctx, r, rep, repStart, 0.9)) {
+      if (s.abortReason || rep === o.reps || !repeatWithinBudget(ctx, r, rep, repStart, 0.9)) {
         finishResult(r, s);
         break;
       }

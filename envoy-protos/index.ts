@@ -8,6 +8,10 @@ import path from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
 import { keepBytes } from './keep';
+import { varintSize, writeVarint } from './wire-bits';
+
+export * from './wire-bits';
+
 import protos from './protos.json';
 
 export { keepBytes };
@@ -306,33 +310,16 @@ function addressOverlay(type: protobuf.Type, overlay: Record<string, unknown>): 
   const socketLen = 1 + varintSize(hostLen) + hostLen + 1 + varintSize(port);
   const addressLen = 1 + varintSize(socketLen) + socketLen;
   const out = Buffer.allocUnsafe(1 + varintSize(addressLen) + addressLen);
-  let at = 0;
-  const varint = (n: number) => {
-    while (n >= 0x80) {
-      out[at++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    out[at++] = n;
-  };
-  out[at++] = (f.address << 3) | 2;
-  varint(addressLen);
+  out[0] = (f.address << 3) | 2;
+  let at = writeVarint(out, 1, addressLen);
   out[at++] = (f.socket << 3) | 2;
-  varint(socketLen);
+  at = writeVarint(out, at, socketLen);
   out[at++] = (f.host << 3) | 2;
-  varint(hostLen);
+  at = writeVarint(out, at, hostLen);
   at += out.write(host, at, 'utf8');
   out[at++] = f.port << 3;
-  varint(port);
+  writeVarint(out, at, port);
   return out;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
 }
 
 /**
@@ -354,17 +341,18 @@ export function overlayVersion(baseVersion: string, own: Uint8Array): string {
     a = Math.imul(a ^ own[i], 0x01000193);
     b = Math.imul(b ^ own[i], 0x5bd1e995);
   }
-  const hex = (h: number) => (fmix(h) >>> 0).toString(16).padStart(8, '0');
+  const hex = (h: number) => fmix32(h).toString(16).padStart(8, '0');
   return `o${hex(a)}${hex(b ^ 0x9e3779b9)}`;
 }
 
-function fmix(h: number): number {
+/** murmur3's 32-bit finalizer (unsigned): spreads an FNV lane's weak high bits. */
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
-  return h;
+  return h >>> 0;
 }
 
 /** A resource whose bytes are `parts` one after the other, joined only when `value` is read. */

@@ -2,6 +2,7 @@
 // top-level fields of ADS responses (and the `name` field of resources) without
 // building objects, so that thousands of simulated proxies cost little CPU.
 // Field numbers are those of envoy/service/discovery/v3/discovery.proto.
+import { stringFields } from '../../envoy-protos/wire-bits';
 
 /** Wire types. */
 const VARINT = 0;
@@ -351,40 +352,12 @@ export function deltaRequest(
   unsubscribe: readonly string[],
   nonce: string,
 ): Buffer {
-  // Sized first, then written into one buffer (a thousand names are a thousand fields).
-  const fields: [number, string][] = [[2, typeUrl]];
-  for (const n of subscribe) fields.push([3, n]);
-  for (const n of unsubscribe) fields.push([4, n]);
-  if (nonce) fields.push([6, nonce]);
-  let size = 0;
-  const lengths = fields.map(([, v]) => {
-    const n = Buffer.byteLength(v, 'utf8');
-    size += 1 + varintSize(n) + n;
-    return n;
-  });
-  const out = Buffer.allocUnsafe(size);
-  let pos = 0;
-  fields.forEach(([field, v], i) => {
-    out[pos++] = (field << 3) | 2;
-    for (let n = lengths[i]; ; n = Math.floor(n / 128)) {
-      if (n < 0x80) {
-        out[pos++] = n;
-        break;
-      }
-      out[pos++] = (n & 0x7f) | 0x80;
-    }
-    pos += out.write(v, pos, 'utf8');
-  });
-  return out;
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
+  // One buffer for the whole request (a thousand names are a thousand fields).
+  const fields: [number, string][] = [[0x12, typeUrl]];
+  for (const n of subscribe) fields.push([0x1a, n]);
+  for (const n of unsubscribe) fields.push([0x22, n]);
+  if (nonce) fields.push([0x32, nonce]);
+  return stringFields(fields);
 }
 
 function lenField(field: number, payload: Buffer): Buffer {

@@ -3,20 +3,10 @@
 // It depends on names and content only, never on order or on time (rule 1.7),
 // and adding or removing one resource updates it in O(1) instead of sorting and
 // hashing the whole set on every push.
-import type { EncodedResource } from '../../envoy-protos';
+import { type EncodedResource, fmix32 as mix } from '../../envoy-protos';
 
 /** Two 32-bit lanes of one (name, version) pair's hash. */
 export type EntryHash = readonly [number, number];
-
-function mix(h: number): number {
-  // murmur3's finalizer: spreads FNV's weak high bits.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** FNV-1a over `name \0 version`, in two lanes with different offsets. */
 export function entryHash(name: string, version: string): EntryHash {

@@ -5,7 +5,16 @@
 // order and concatenates repeated fields, so header + entries is the message.
 // Field numbers: envoy/service/discovery/v3/discovery.proto and
 // google/protobuf/any.proto.
-import { type EncodedResource, keepBytes } from '../../envoy-protos';
+import {
+  type EncodedResource,
+  keepBytes,
+  type StringFields,
+  stringFields,
+  stringFieldsSize,
+  varintSize,
+  writeStringFields,
+  writeVarint,
+} from '../../envoy-protos';
 
 /** A response whose resources are pre-encoded entries; the gRPC serializer concatenates. */
 export class AssembledResponse {
@@ -15,23 +24,6 @@ export class AssembledResponse {
     /** Complete `resources` field entries (tag, length, message), each one or more buffers. */
     readonly entries: readonly (Buffer | readonly Buffer[])[],
   ) {}
-}
-
-/** Length-delimited string fields (tag, value), in one buffer. */
-function strings(fields: readonly (readonly [number, string])[]): Buffer {
-  let len = 0;
-  for (const [, v] of fields) {
-    const n = Buffer.byteLength(v, 'utf8');
-    len += 1 + varintLength(n) + n;
-  }
-  const out = Buffer.allocUnsafe(len);
-  let at = 0;
-  for (const [tag, v] of fields) {
-    out[at++] = tag;
-    at = writeVarint(out, at, Buffer.byteLength(v, 'utf8'));
-    at += out.write(v, at, 'utf8');
-  }
-  return out;
 }
 
 /** version = 1, type_url = 4, nonce = 5 (in both responses); an empty one left out, as proto3 does. */
@@ -46,7 +38,7 @@ function commonHead(version: string, typeUrl: string, nonce: string): [number, s
 
 /** DiscoveryResponse without its resources: version_info = 1, type_url = 4, nonce = 5. */
 export function sotwHead(version: string, typeUrl: string, nonce: string): Buffer {
-  return strings(commonHead(version, typeUrl, nonce));
+  return stringFields(commonHead(version, typeUrl, nonce));
 }
 
 /**
@@ -59,28 +51,10 @@ export function deltaHead(
   nonce: string,
   removed: readonly string[],
 ): Buffer {
-  return strings([
+  return stringFields([
     ...commonHead(version, typeUrl, nonce),
     ...removed.map((n): [number, string] => [0x32, n]),
   ]);
-}
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
-}
-
-function writeVarint(buf: Buffer, at: number, n: number): number {
-  while (n >= 0x80) {
-    buf[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[at++] = n;
-  return at;
 }
 
 const total = (bufs: readonly Buffer[]) => bufs.reduce((n, b) => n + b.length, 0);
@@ -97,47 +71,26 @@ const INLINE_VALUE = 256;
 function entry(
   tag: number,
   r: EncodedResource,
-  open: readonly (readonly [number, string])[],
-  close: readonly (readonly [number, string])[],
+  open: StringFields,
+  close: StringFields,
   anyTag: number,
 ): Buffer | Buffer[] {
   const value = r.parts ?? [r.value];
   const valueLen = total(value);
   const typeUrlLen = Buffer.byteLength(r.typeUrl, 'utf8');
-  const anyLen = 1 + varintLength(typeUrlLen) + typeUrlLen + 1 + varintLength(valueLen) + valueLen;
-  const sized = (fields: readonly (readonly [number, string])[]) => {
-    let n = 0;
-    for (const [, v] of fields) {
-      const len = Buffer.byteLength(v, 'utf8');
-      n += 1 + varintLength(len) + len;
-    }
-    return n;
-  };
-  const openLen = sized(open);
-  const closeLen = sized(close);
-  const wrappedAny = anyTag ? 1 + varintLength(anyLen) : 0;
+  const anyLen = 1 + varintSize(typeUrlLen) + typeUrlLen + 1 + varintSize(valueLen) + valueLen;
+  const openLen = stringFieldsSize(open);
+  const closeLen = stringFieldsSize(close);
+  const wrappedAny = anyTag ? 1 + varintSize(anyLen) : 0;
   const bodyLen = openLen + wrappedAny + anyLen + closeLen;
   // A whole resource's entry is kept (one buffer to copy per push); a resource of parts keeps them.
   const inline = r.parts === undefined || valueLen <= INLINE_VALUE;
   const headLen =
-    1 +
-    varintLength(bodyLen) +
-    openLen +
-    wrappedAny +
-    (anyLen - valueLen) +
-    (inline ? valueLen + closeLen : 0);
+    1 + varintSize(bodyLen) + openLen + wrappedAny + (anyLen - valueLen) + (inline ? valueLen + closeLen : 0);
   const head = Buffer.allocUnsafe(headLen);
-  const put = (at: number, fields: readonly (readonly [number, string])[], out: Buffer) => {
-    for (const [t, v] of fields) {
-      out[at++] = t;
-      at = writeVarint(out, at, Buffer.byteLength(v, 'utf8'));
-      at += out.write(v, at, 'utf8');
-    }
-    return at;
-  };
   head[0] = tag;
   let at = writeVarint(head, 1, bodyLen);
-  at = put(at, open, head);
+  at = writeStringFields(head, at, open);
   if (anyTag) {
     head[at++] = anyTag;
     at = writeVarint(head, at, anyLen);
@@ -152,13 +105,13 @@ function entry(
       head.set(b, at);
       at += b.length;
     }
-    put(at, close, head);
+    writeStringFields(head, at, close);
     return head;
   }
   const out: Buffer[] = [head, ...value];
   if (closeLen > 0) {
     const tail = Buffer.allocUnsafe(closeLen);
-    put(0, close, tail);
+    writeStringFields(tail, 0, close);
     out.push(tail);
   }
   return out;
