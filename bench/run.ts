@@ -57,6 +57,7 @@ interface Options {
   changes: number;
   churnRate: number;
   churnSeconds: number;
+  idleSeconds: number;
   envoys: number;
   serverCpuProf: boolean;
   insecureXds: boolean;
@@ -84,6 +85,9 @@ const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flag
   --changes N             instance changes per repetition in S2 (default 20)
   --churn-rate N          S3 instance changes per second (default 50)
   --churn-seconds N       S3 duration (default 120)
+  --idle-seconds N        after S2 the fleet stays connected with no changes for up to N s, for the
+                          idle (steady-state) RSS; ends 5 s after the heap shrank (default 120;
+                          quick 5; 0 = no idle hold)
   --envoys N              real Envoys in S6 (default 5; quick 2)
   --server-cpu-prof       CPU-profile the server during each measured window (.bench-out/profiles/)
   --insecure-xds          proxies connect without bootstrap tokens (default: a token per service)
@@ -105,6 +109,7 @@ function parseArgs(argv: string[]): Options {
     changes: 20,
     churnRate: 50,
     churnSeconds: 120,
+    idleSeconds: 120,
     envoys: 5,
     serverCpuProf: false,
     insecureXds: false,
@@ -169,6 +174,9 @@ function parseArgs(argv: string[]): Options {
       case '--churn-seconds':
         o.churnSeconds = int();
         break;
+      case '--idle-seconds':
+        o.idleSeconds = int(0);
+        break;
       case '--envoys':
         o.envoys = int(0);
         break;
@@ -202,6 +210,7 @@ function parseArgs(argv: string[]): Options {
     if (!given.has('--changes')) o.changes = 10;
     if (!given.has('--envoys')) o.envoys = 2;
     if (!given.has('--churn-seconds')) o.churnSeconds = 10;
+    if (!given.has('--idle-seconds')) o.idleSeconds = 5;
     if (o.scenarios.length === 0) o.scenarios = ['S1', 'S2', 'S4', 'S6'];
   }
   if (o.scenarios.length === 0) o.scenarios = [...ALL_SCENARIOS];
@@ -639,12 +648,78 @@ async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
     r.reps.push(m);
     if (f.s.abortReason || !repeatWithinBudget(ctx, r, rep, repStart, 0.55)) break;
   }
+  const last = r.reps[r.reps.length - 1];
+  if (last && o.idleSeconds > 0 && !f.s.abortReason) {
+    const idle = await idleHold(f.s, o.idleSeconds);
+    last.extra.idle = idle;
+    log(
+      `S2 idle: RSS ${idle.startRssMb} -> ${idle.idleRssMb} MB over ${idle.seconds} s with no changes` +
+        `${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ''}; ` +
+        `server ${idle.cpuCores} cores`,
+    );
+  }
   finishResult(r, f.s);
   r.notes.push(
     'change = PUT of one Instance with a new address; convergence = per-proxy time from the API call to the ACK of ' +
       'the EDS response holding the new address; all-ACKed = until the last proxy, median (max) over changes',
   );
   ctx.results.push(r);
+}
+
+interface IdleHold {
+  seconds: number;
+  startRssMb: number;
+  /** Median RSS over the hold's last 5 s: the steady state with the fleet connected and nothing changing. */
+  idleRssMb: number;
+  /** When RSS first fell 10% below the hold's start (V8's memory reducer: it shrinks the heap once it
+   * sees the allocation rate stay low), or null. */
+  shrankAtSeconds: number | null;
+  cpuCores: number;
+  /** The server's V8 heap at the end (its /metrics): committed and used MB per space. */
+  heapMb: Record<string, { committed: number; used: number }>;
+  /** RSS every 5 s over the hold. */
+  rssEvery5s: number[];
+}
+
+/**
+ * The fleet stays connected and nothing changes: samples the server's RSS from /proc (nothing asked of
+ * the server, so the hold itself allocates nothing there) until 5 s after it shrank, or `maxSeconds`.
+ */
+async function idleHold(s: Session, maxSeconds: number): Promise<IdleHold> {
+  await s.waitQuiet(30_000);
+  const mark = s.sampler!.mark();
+  const started = Date.now();
+  const series: { at: number; rss: number }[] = [];
+  let shrankAt: number | null = null;
+  for (let i = 0; i < maxSeconds; i++) {
+    await sleep(1000);
+    const cur = s.sampler!.sample();
+    if (!cur) break;
+    series.push({ at: cur.at, rss: cur.rssMb });
+    if (shrankAt === null && cur.rssMb < mark.rssMb * 0.9) shrankAt = cur.at;
+    if (shrankAt !== null && cur.at - shrankAt >= 5_000) break;
+  }
+  const win = s.sampler!.window(mark);
+  const end = series[series.length - 1]?.at ?? Date.now();
+  const tail = series.filter((x) => x.at >= end - 5_000).map((x) => x.rss);
+  const heapMb: IdleHold['heapMb'] = {};
+  const metrics = await s.api('GET', '/metrics', undefined, 10_000);
+  if (metrics.status === 200 && typeof metrics.json === 'string') {
+    const re = /^meshplane_process_nodejs_heap_space_size_(total|used)_bytes\{space="(\w+)"\} (\d+)/gm;
+    for (const [, kind, space, bytes] of metrics.json.matchAll(re)) {
+      heapMb[space] ??= { committed: 0, used: 0 };
+      heapMb[space][kind === 'total' ? 'committed' : 'used'] = Math.round(Number(bytes) / 1048576);
+    }
+  }
+  return {
+    seconds: Math.round((end - started) / 1000),
+    startRssMb: Math.round(mark.rssMb),
+    idleRssMb: Math.round(percentile(tail, 50) ?? win.endRssMb),
+    shrankAtSeconds: shrankAt !== null ? Math.round((shrankAt - started) / 1000) : null,
+    cpuCores: round(win.cpuCores, 3) ?? 0,
+    heapMb,
+    rssEvery5s: series.filter((_, i) => i % 5 === 4).map((x) => Math.round(x.rss)),
+  };
 }
 
 /** False (with a note) when another repetition would end after `fraction` of the time budget. */
@@ -1210,6 +1285,18 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
           `${fmt(med((ic) => ic.allAckedMaxMs))} ms`,
       );
     }
+    if (r.id === 'S2' && extra.idle) {
+      const idle = extra.idle as IdleHold;
+      out.push(
+        `S2 idle (${ctx.o.proxies} proxies connected, no changes): RSS ${idle.startRssMb} -> ${idle.idleRssMb} MB ` +
+          `over ${idle.seconds} s${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ', the heap did not shrink'}; ` +
+          `server ${fmt(idle.cpuCores, 3)} cores; V8 heap at the end (committed/used MB): ` +
+          Object.entries(idle.heapMb)
+            .filter(([, v]) => v.committed >= 1)
+            .map(([k, v]) => `${k} ${fmt(v.committed)}/${fmt(v.used)}`)
+            .join(', '),
+      );
+    }
     if (r.id === 'S3') {
       const rss = extra.rss as Record<string, number> | undefined;
       const pc = extra.perChangeAllAckedMs as Dist | undefined;
@@ -1442,6 +1529,10 @@ async function main(): Promise<void> {
       peakRssMb: 'largest RSS in the window (VmHWM reset at the window start, and 250 ms samples of VmRSS)',
       steadyRssMb:
         'median RSS over the last 2 s of the window (after the server went quiet, for connect storms)',
+      idleRssMb:
+        'S2 extra.idle: after the changes the fleet stays connected with nothing changing; median RSS over the ' +
+        "hold's last 5 s; the hold ends 5 s after RSS fell 10% (V8's memory reducer shrinks the heap once the " +
+        'allocation rate stays low) or after --idle-seconds',
       mbReceived:
         'protobuf bytes of the ADS responses the simulated proxies received (no gRPC/HTTP2 framing)',
       nacks: 'NACKs the server recorded (GET /v1/proxies); simulated proxies never NACK',

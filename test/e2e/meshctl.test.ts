@@ -387,6 +387,7 @@ describe('meshctl with real Envoy sidecars: proxy-status, proxy-config, bootstra
   this.timeout(180_000);
   let cp: Meshplane;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
   let dir: string;
   showLogOnFailure(() => cp);
   const meshctl = (args: string[], o: MeshctlOptions = {}) =>

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { eventually } from '../support/eventually';
 import { httpGet } from '../support/http';
 import { ADMIN_PORT, TestMesh } from '../support/mesh';
-import { startMeshplane } from '../support/meshplane';
+import { showLogOnFailure, startMeshplane } from '../support/meshplane';
 
 const CP_ADDRESS = '127.0.0.180';
 const COLLECTOR = { address: '127.0.0.189', port: 9411 };
@@ -58,6 +58,8 @@ describe('e2e: access logs, tracing and metrics', function () {
   this.timeout(120_000);
   let cp: Awaited<ReturnType<typeof startMeshplane>>;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
+  showLogOnFailure(() => cp);
   let zipkin: Awaited<ReturnType<typeof startZipkin>>;
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-access-'));
   const logFile = path.join(logDir, 'access.log');

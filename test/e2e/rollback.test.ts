@@ -39,6 +39,7 @@ describe('e2e: rollback restores a canary split in traffic', function () {
   this.timeout(180_000);
   let cp: Meshplane;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
   showLogOnFailure(() => cp);
 
   /** n sequential calls from the client pod; who answered each (the status for failures). */

@@ -10,7 +10,7 @@ import { CLUSTER_TYPE, SECRET_TYPE } from '../../src/xds';
 import { eventually } from '../support/eventually';
 import { httpGet } from '../support/http';
 import { INBOUND_PORT, TestMesh } from '../support/mesh';
-import { startMeshplane } from '../support/meshplane';
+import { showLogOnFailure, startMeshplane } from '../support/meshplane';
 import { DeltaClient, SotwClient } from '../support/xds-client';
 
 const CP_ADDRESS = '127.0.0.160';
@@ -50,6 +50,8 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
   this.timeout(300_000);
   let cp: Awaited<ReturnType<typeof startMeshplane>>;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
+  showLogOnFailure(() => cp);
 
   let restoreMesh = false;
   afterEach(async () => {
@@ -368,7 +370,8 @@ spec:
       const serialBefore = (await workloadCerts('reviews-0')).chain[0].serial_number;
       await cp.restart();
       assert.equal((await httpGet(`${cp.url}/v1/mesh/ca`)).body, rootBefore);
-      assert.equal((await mesh.call('web-0', 'reviews', REVIEWS, '/')).status, 200);
+      const during = await mesh.call('web-0', 'reviews', REVIEWS, '/');
+      assert.equal(during.status, 200, during.body);
       // After reconnecting, the sidecars get certificates from the restarted process, under the same root.
       const root = new crypto.X509Certificate(rootBefore);
       await eventually(
@@ -380,7 +383,8 @@ spec:
         { timeoutMs: 20_000 },
       );
       await mesh.converged();
-      assert.equal((await mesh.call('web-0', 'reviews', REVIEWS, '/')).status, 200);
+      const after = await mesh.call('web-0', 'reviews', REVIEWS, '/');
+      assert.equal(after.status, 200, after.body);
     });
   });
 });

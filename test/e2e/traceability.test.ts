@@ -10,7 +10,7 @@ import { eventually } from '../support/eventually';
 import { httpGet } from '../support/http';
 import { TestMesh } from '../support/mesh';
 import { runMeshctl } from '../support/meshctl';
-import { startMeshplane } from '../support/meshplane';
+import { showLogOnFailure, startMeshplane } from '../support/meshplane';
 
 const CP_ADDRESS = '127.0.0.170';
 const REVIEWS = 9080;
@@ -32,6 +32,8 @@ describe('e2e: NACK provenance, quarantine and change tracking', function () {
   this.timeout(120_000);
   let cp: Awaited<ReturnType<typeof startMeshplane>>;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
+  showLogOnFailure(() => cp);
 
   before(async () => {
     cp = await startMeshplane({ address: CP_ADDRESS });

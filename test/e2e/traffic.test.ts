@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { eventually } from '../support/eventually';
 import { APP_PORT, TestMesh } from '../support/mesh';
-import { startMeshplane } from '../support/meshplane';
+import { showLogOnFailure, startMeshplane } from '../support/meshplane';
 
 const CP_ADDRESS = '127.0.0.100';
 const REVIEWS = 9080;
@@ -39,6 +39,8 @@ describe('e2e: traffic management and resilience', function () {
   this.timeout(180_000);
   let cp: Awaited<ReturnType<typeof startMeshplane>>;
   let mesh: TestMesh;
+  TestMesh.showOnFailure(() => mesh);
+  showLogOnFailure(() => cp);
 
   /** n sequential calls from the client pod; returns who answered each (status for failures). */
   async function sample(

@@ -164,6 +164,37 @@ export class TestMesh {
     );
   }
 
+  /**
+   * What each sidecar saw, for a failed test's output: its non-zero stats about listener
+   * replacement and drain, connections closed under requests, 5xx, TLS and membership, and
+   * the tail of its log.
+   */
+  async diagnostics(): Promise<string> {
+    const interesting =
+      /listener_manager\.(listener_(added|modified|removed|in_place_updated|create_failure)|total_filter_chains_draining)|downstream_cx_destroy|_with_active_rq|upstream_rq_5|upstream_cx_(connect_fail|destroy_remote$|protocol_error)|membership_(healthy|total)|ssl\.(fail|connection_error|handshake$)|no_filter_chain|downstream_rq_5xx|update_(rejected|success)|draining/;
+    const out: string[] = [];
+    for (const [name, pod] of this.pods) {
+      try {
+        const stats = await pod.envoy.stats();
+        const lines = [...stats]
+          .filter(([k, v]) => v !== 0 && interesting.test(k) && !k.startsWith('cluster.xds_cluster.'))
+          .map(([k, v]) => `  ${k}: ${v}`);
+        out.push(`--- ${name} stats ---\n${lines.join('\n')}\n--- ${name} log ---\n${pod.envoy.logTail(15)}`);
+      } catch (err) {
+        out.push(`--- ${name}: ${(err as Error).message}`);
+      }
+    }
+    return out.join('\n');
+  }
+
+  /** Mocha hook: prints every sidecar's diagnostics() after a failed test of the current suite. */
+  static showOnFailure(get: () => TestMesh | undefined): void {
+    afterEach(async function () {
+      const mesh = get();
+      if (this.currentTest?.state === 'failed' && mesh) console.error(await mesh.diagnostics());
+    });
+  }
+
   /** An HTTP call from a pod's app to a service, through the pod's sidecar. */
   call(
     from: string,
