@@ -666,6 +666,32 @@ async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
   ctx.results.push(r);
 }
 
+/** The server's meshplane_build_wait_seconds histogram: cumulative count per upper bound (ms). */
+async function buildWaitBuckets(s: Session): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  const r = await s.api('GET', '/metrics', undefined, 10_000);
+  if (r.status !== 200 || typeof r.json !== 'string') return out;
+  for (const [, le, n] of r.json.matchAll(/^meshplane_build_wait_seconds_bucket\{le="([^"]+)"\} (\d+)/gm))
+    out.set(le === '+Inf' ? Number.POSITIVE_INFINITY : Math.round(Number(le) * 1000), Number(n));
+  return out;
+}
+
+/** Builds between two bucket readings, and the bucket bounds their p50/p90/p99 fall under (ms). */
+function bucketPercentiles(
+  before: Map<number, number>,
+  after: Map<number, number>,
+): { builds: number; p50: number | null; p90: number | null; p99: number | null } {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const count = (le: number) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const builds = bounds.length > 0 ? count(bounds[bounds.length - 1]) : 0;
+  const at = (q: number) => {
+    if (builds === 0) return null;
+    const le = bounds.find((b) => count(b) >= q * builds);
+    return le === undefined || !Number.isFinite(le) ? null : le;
+  };
+  return { builds, p50: at(0.5), p90: at(0.9), p99: at(0.99) };
+}
+
 interface IdleHold {
   seconds: number;
   startRssMb: number;
@@ -785,6 +811,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
   log(`S3: ${o.churnRate} instance changes/s for ${o.churnSeconds} s`);
   const m = await profiled(ctx, f.s, r, 'S3', async () => {
     const before = await lg.stats();
+    const waitBefore = await buildWaitBuckets(f.s);
     const mark = f.s.sampler!.mark();
     const tcpBefore = tcpExt(TCP_STALL_COUNTERS);
     const results: WatchResult[] = [];
@@ -852,6 +879,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
       await sleep(Math.max(1, Math.min(10, interval / 2)));
     }
     const churnWin = f.s.sampler!.window(mark);
+    const waitAfter = await buildWaitBuckets(f.s);
     await Promise.all(pending);
     const win = f.s.sampler!.window(mark);
     const after = await lg.stats();
@@ -898,6 +926,8 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
           slopeMbPerMin: round(churnWin.rssSlopeMbPerMin, 1),
         },
         mbPerSecond: round((after.bytesReceived - before.bytesReceived) / 1048576 / o.churnSeconds, 1),
+        // The coalescing windows of the builds during the churn (the server's meshplane_build_wait_seconds).
+        buildWaitMs: bucketPercentiles(waitBefore, waitAfter),
       },
     };
     return rep;
@@ -1300,10 +1330,12 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
     if (r.id === 'S3') {
       const rss = extra.rss as Record<string, number> | undefined;
       const pc = extra.perChangeAllAckedMs as Dist | undefined;
+      const bw = extra.buildWaitMs as ReturnType<typeof bucketPercentiles> | undefined;
       out.push(
         `S3: ${extra.launched} changes at ${extra.achievedRatePerSecond}/s; per change all-ACKed p50 ${fmt(pc?.p50)} ` +
           `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[0]?.serverCpuCores, 2)} cores avg; ` +
-          `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)`,
+          `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)` +
+          (bw ? `; ${bw.builds} builds, window p50/p90/p99 <= ${bw.p50}/${bw.p90}/${bw.p99} ms` : ''),
       );
       const stalls = Object.entries((extra.tcpStalls ?? {}) as Record<string, number>).filter(
         ([, v]) => v > 0,

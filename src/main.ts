@@ -170,7 +170,10 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     cache,
     certs,
     log: log.child({ module: 'snapshot' }),
-    onBuild: (b) => m.translation.observe({ path: b.endpointsOnly ? 'endpoints' : 'full' }, b.ms / 1000),
+    onBuild: (b) => {
+      m.translation.observe({ path: b.endpointsOnly ? 'endpoints' : 'full' }, b.ms / 1000);
+      if (b.waitedMs !== undefined) m.buildWait.observe(b.waitedMs / 1000);
+    },
     onStoreChange: (ev) => changes.recorded(ev),
     onBuilt: (revision, affected) => changes.built(revision, affected),
   });
@@ -352,6 +355,14 @@ function createMetrics(registry: Registry) {
       help: 'time to translate and encode one revision for every connected proxy (path: full or endpoints)',
       labelNames: ['path'],
       buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    buildWait: new Histogram({
+      name: 'meshplane_build_wait_seconds',
+      help:
+        'from the first change a build gathers to the build starting: a few ms when idle, a window that ' +
+        'grows with the load under churn (at most 300 ms)',
+      buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1],
       registers,
     }),
     convergence: new FastHistogram({

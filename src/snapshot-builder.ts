@@ -70,7 +70,14 @@ export interface SnapshotBuilderOptions {
   /** Told after each build: the revision and the proxies whose resources changed in it. */
   readonly onBuilt?: (revision: number, affected: readonly string[]) => void;
   /** Told after each build: revision, proxies updated, duration, whether it was the endpoint fast path. */
-  readonly onBuild?: (b: { revision: number; proxies: number; ms: number; endpointsOnly: boolean }) => void;
+  readonly onBuild?: (b: {
+    revision: number;
+    proxies: number;
+    ms: number;
+    endpointsOnly: boolean;
+    /** From the first change the build gathered to its start (the coalescing window); none for the first build. */
+    waitedMs?: number;
+  }) => void;
 }
 
 const key = (kind: string, name: string) => `${kind}/${name}`;
@@ -412,7 +419,7 @@ export class SnapshotBuilder {
     const endpointsOnly = this.pendingKinds.size === 1 && this.pendingKinds.has('Instance');
     this.pendingKinds = new Set();
     this.revision = this.pendingRevision;
-    this.rebuild(endpointsOnly);
+    this.rebuild(endpointsOnly, Date.now() - this.firstPendingAt);
   }
 
   /**
@@ -440,7 +447,7 @@ export class SnapshotBuilder {
     return this.churnDelayMs;
   }
 
-  private rebuild(endpointsOnly: boolean): void {
+  private rebuild(endpointsOnly: boolean, waitedMs?: number): void {
     const started = performance.now();
     const previous = this.translator;
     this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()), previous);
@@ -488,7 +495,7 @@ export class SnapshotBuilder {
       { revision: this.revision, proxies: this.proxies.size, ms, endpointsOnly },
       'snapshot built',
     );
-    this.o.onBuild?.({ revision: this.revision, proxies: this.proxies.size, ms, endpointsOnly });
+    this.o.onBuild?.({ revision: this.revision, proxies: this.proxies.size, ms, endpointsOnly, waitedMs });
   }
 
   /** The proxy's own identity (when issued) and the trust bundle. */

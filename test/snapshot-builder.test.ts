@@ -210,6 +210,7 @@ describe('snapshot builder: the churn window follows the load', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-churn-'));
     const store = createSqliteStore({ dataDir: dir });
     let load = 0.9;
+    const waits: number[] = [];
     const builder = new SnapshotBuilder({
       store,
       cache: new XdsCache(),
@@ -219,6 +220,9 @@ describe('snapshot builder: the churn window follows the load', () => {
       churnMaxDelayMs: 160,
       churnLoadTarget: 0.45,
       loadSinceLastCall: () => load,
+      onBuild: (b) => {
+        if (b.waitedMs !== undefined) waits.push(b.waitedMs);
+      },
     });
     try {
       const apply = async (i: number) => {
@@ -245,9 +249,13 @@ describe('snapshot builder: the churn window follows the load', () => {
       const busy = await churn(1, 50);
       assert.equal(busy[0], 20, 'starts at maxDelayMs');
       assert.equal(Math.max(...busy), 160, `grows to churnMaxDelayMs: ${busy.join(' ')}`);
+      // What the builds waited (meshplane_build_wait_seconds): the grown window.
+      const busyWaits = waits.splice(0);
+      assert.ok(Math.max(...busyWaits) >= 150, `a build waited the grown window: ${busyWaits.join(' ')}`);
       load = 0.1;
       const idle = await churn(100, 50);
       assert.equal(idle.at(-1), 20, `back to maxDelayMs: ${idle.join(' ')}`);
+      assert.ok(waits.at(-1)! < 150, `the last build waited less: ${waits.join(' ')}`);
     } finally {
       builder.stop();
       await store.close();

@@ -187,6 +187,7 @@ spec:
     assert.equal(value(/^meshplane_xds_nacks_total\{type="routes"\} (\d+)/m), 0);
     assert.ok(value(/^meshplane_proxy_convergence_seconds_count (\d+)/m) > 0, 'convergence observed');
     assert.ok(value(/^meshplane_translation_duration_seconds_count\{path="full"\} (\d+)/m) > 0);
+    assert.ok(value(/^meshplane_build_wait_seconds_count (\d+)/m) > 0, 'coalescing windows observed');
     assert.ok(value(/^meshplane_xds_push_latency_seconds_count\{type="clusters"\} (\d+)/m) > 0);
     const expiry = value(/^meshplane_certificate_expiry_timestamp_seconds\{service="web"\} (\d+)/m);
     assert.ok(expiry > Date.now() / 1000, `web certificate expiry ${expiry}`);

@@ -382,7 +382,9 @@ spec:
         },
         { timeoutMs: 20_000 },
       );
-      await mesh.converged();
+      // Every sidecar back, registered again where the restart's grace period removed its instance,
+      // and that pushed: the mesh as it was before the restart.
+      await mesh.converged(undefined, 30_000, { everyPod: true });
       const after = await mesh.call('web-0', 'reviews', REVIEWS, '/');
       assert.equal(after.status, 200, after.body);
     });

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { parse } from 'yaml';
+import { instanceNameFor } from '../../src/instances';
 import { KINDS, type Kind } from '../../src/model';
 import { startTcpEchoApp, startTestApp, type TestApp } from './app';
 import { type EnvoyProcess, startEnvoy } from './envoy';
@@ -143,13 +144,32 @@ export class TestMesh {
     return p;
   }
 
-  /** Waits until the control plane built revision `revision` (or later) and every connected proxy ACKed it. */
-  async converged(revision?: number, timeoutMs = 10_000): Promise<void> {
+  /**
+   * Waits until the control plane built revision `revision` (or later) and every connected proxy ACKed it.
+   * With `everyPod`, also until every pod of this mesh is connected with its Instance registered and the
+   * build covers the store's latest revision: after a control-plane restart the sidecars come back one
+   * by one (Envoy's reconnect backoff), and instances whose sidecar was not back within the grace period
+   * were removed and are registered again when it is.
+   */
+  async converged(revision?: number, timeoutMs = 10_000, o: { everyPod?: boolean } = {}): Promise<void> {
     await eventually(
       async () => {
+        const instances = o.everyPod ? await this.api('GET', '/v1/instances') : undefined;
         const r = await this.api('GET', '/v1/proxies');
         if (revision !== undefined)
           assert.ok(r.json.builtRevision >= revision, `built ${r.json.builtRevision} < ${revision}`);
+        if (instances) {
+          assert.ok(
+            r.json.builtRevision >= instances.json.revision,
+            `built ${r.json.builtRevision} < store ${instances.json.revision}`,
+          );
+          const registered = new Set(instances.json.items.map((i: { name: string }) => i.name));
+          for (const pod of this.pods.values()) {
+            const p = r.json.items.find((x: { nodeId: string }) => x.nodeId === pod.nodeId);
+            assert.ok(p && !p.disconnectedAt, `${pod.nodeId} is not connected`);
+            assert.ok(registered.has(instanceNameFor(pod.nodeId)), `${pod.nodeId} has no Instance`);
+          }
+        }
         for (const p of r.json.items) {
           if (p.disconnectedAt) continue;
           assert.equal(p.state, 'SYNCED', `${p.nodeId}: ${JSON.stringify(p.types)}`);
