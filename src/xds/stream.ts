@@ -35,7 +35,7 @@ import {
   VersionMap,
   VersionSum,
 } from './version';
-import { AssembledResponse, deltaEntry, deltaHead, sotwEntry, sotwHead } from './wire';
+import { AssembledResponse, deltaEntry, deltaHead, deltaPartEntries, sotwEntry, sotwHead } from './wire';
 
 /** A server-side ADS call, SotW or Delta. */
 export type AdsCall = grpc.ServerDuplexStream<
@@ -710,12 +710,14 @@ export abstract class AdsStream {
     resources: readonly EncodedResource[],
     entry: (r: EncodedResource) => Buffer | Buffer[],
     describe: () => object,
+    /** Entries already assembled (a whole shared part's), sent before those of `resources`. */
+    assembled?: Buffer,
   ): void {
     if (this.debug) this.log.debug({ nodeId: this.nodeId, ...describe() }, 'response');
+    const entries = resources.map(entry);
+    if (assembled) entries.unshift(assembled);
     this.call.write(
-      new AssembledResponse(head, resources.map(entry)) as unknown as
-        | DiscoveryResponse
-        | DeltaDiscoveryResponse,
+      new AssembledResponse(head, entries) as unknown as DiscoveryResponse | DeltaDiscoveryResponse,
     );
   }
 
@@ -1028,9 +1030,13 @@ export class DeltaStream extends AdsStream {
 
     const removedPrev: (string | undefined)[] = new Array(removed.length);
     const anyParked = st.parked.size > 0;
-    // A first response that holds a whole shared part: the client holds that part (adopted at once).
-    const whole = fresh && !anyParked ? wholePart(all, send) : undefined;
-    if (whole) {
+    // A response that holds a whole shared part: when it is the first of the type, the client holds
+    // that part (adopted at once); and the part's entries go assembled in one piece, made once
+    // (deltaPartEntries), except for endpoints: their lists change with every instance registered,
+    // and in a connect storm each build's list would get its own copy, garbage a build later.
+    const whole = !anyParked ? wholePart(all, send) : undefined;
+    const assembled = whole && st.typeUrl !== ENDPOINT_TYPE ? deltaPartEntries(whole) : undefined;
+    if (whole && fresh) {
       st.known.adopt(whole);
       for (const r of send) if (whole.map.get(r.name) !== r) st.known.set(r.name, r);
     } else
@@ -1045,12 +1051,13 @@ export class DeltaStream extends AdsStream {
     st.known.maybeRebase(() => largestPart(all));
     const version = st.known.version;
     const nonce = this.nextNonce();
-    this.write(deltaHead(version, st.typeUrl, nonce, removed), send, deltaEntry, () => ({
-      typeUrl: st.typeUrl,
-      nonce,
-      resources: send.slice(0, 20).map((r) => r.name),
-      removed,
-    }));
+    this.write(
+      deltaHead(version, st.typeUrl, nonce, removed),
+      assembled && whole ? send.filter((r) => whole.map.get(r.name) !== r) : send,
+      deltaEntry,
+      () => ({ typeUrl: st.typeUrl, nonce, resources: send.slice(0, 20).map((r) => r.name), removed }),
+      assembled,
+    );
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
       this.expectWarming(send, (eds, name) => {

@@ -151,6 +151,40 @@ export function deltaEntry(r: EncodedResource): Buffer | Buffer[] {
   return e;
 }
 
+/** Per part of a cache list: how many responses held it whole, then its assembled Delta entries. */
+const deltaParts = new WeakMap<object, number | Buffer>();
+
+/**
+ * The Delta entries of every resource of a part of a cache list, in one buffer made once, from the
+ * second response that holds the whole part on: a list every proxy with the same view holds (a
+ * thousand clusters) then goes into each proxy's frame in one piece, not a thousand small ones. A
+ * part only one proxy holds (its own listeners, its secrets) is never assembled: undefined, and its
+ * entries go one by one as usual. Entries are the resource's alone (name, version, the Any), the same
+ * bytes for every proxy; their order in a response does not matter to the client.
+ */
+export function deltaPartEntries(part: {
+  readonly map: ReadonlyMap<string, EncodedResource>;
+}): Buffer | undefined {
+  const seen = deltaParts.get(part);
+  if (seen === undefined || typeof seen === 'number') {
+    const uses = (seen ?? 0) + 1;
+    if (uses < 2) {
+      deltaParts.set(part, uses);
+      return undefined;
+    }
+    const pieces: Buffer[] = [];
+    for (const r of part.map.values()) {
+      const e = deltaEntry(r);
+      if (Buffer.isBuffer(e)) pieces.push(e);
+      else pieces.push(...e);
+    }
+    const b = keepBytes(Buffer.concat(pieces));
+    deltaParts.set(part, b);
+    return b;
+  }
+  return seen;
+}
+
 /**
  * An assembled response as grpc-js's server reads a serialized message: its
  * byteLength, and copy() into the frame grpc-js allocates for it (5 bytes of

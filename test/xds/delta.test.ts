@@ -124,6 +124,20 @@ describe('xds: Delta (incremental) ADS', () => {
     const r = await c.next();
     assert.equal(r.resources.length, 41);
     c.send({ type_url: CLUSTER_TYPE, response_nonce: r.nonce });
+    // A second proxy's first response holds the same part: its entries go assembled in one piece
+    // (deltaPartEntries), the same names, versions and bytes.
+    const cb = connect();
+    cb.send({ node: node(b), type_url: CLUSTER_TYPE });
+    const rb = await cb.next();
+    const heldB = cache.get(b, CLUSTER_TYPE);
+    assert.deepEqual(deltaNames(rb).sort(), [...heldB.keys()].sort());
+    for (const res of rb.resources) {
+      assert.equal(res.version, heldB.get(res.name)!.version, res.name);
+      assert.ok(Buffer.from(res.resource!.value!).equals(heldB.get(res.name)!.value), res.name);
+    }
+    cb.send({ type_url: CLUSTER_TYPE, response_nonce: rb.nonce });
+    await ackedBy(b, CLUSTER_TYPE, rb.nonce);
+    assert.equal(server.proxy(b)!.types.get(CLUSTER_TYPE)!.current, resourcesVersion(heldB.values()));
     // Named: every CLA of the part, and one that does not exist (answered as removed, rule 4.5).
     c.send({
       type_url: ENDPOINT_TYPE,
@@ -149,6 +163,29 @@ describe('xds: Delta (incremental) ADS', () => {
     cache.set(a, { [CLUSTER_TYPE]: { parts: [changed, [edsCluster(`own-${a}`)]] } });
     const r2 = await c.next();
     assert.deepEqual(deltaNames(r2), ['s7']);
+    c.send({ type_url: CLUSTER_TYPE, response_nonce: r2.nonce });
+    await ackedBy(a, CLUSTER_TYPE, r2.nonce);
+    // The changed cluster's CLA goes again (it warms, rule 5.3).
+    const e2 = await c.next();
+    assert.equal(e2.type_url, ENDPOINT_TYPE);
+    c.send({ type_url: ENDPOINT_TYPE, response_nonce: e2.nonce });
+    await ackedBy(a, ENDPOINT_TYPE, e2.nonce);
+    // A change of every resource of the part: its entries go assembled in one piece, and hold the
+    // same names, versions and bytes as entries made one by one.
+    const all = shared.map((x) => edsCluster(x.name, { connect_timeout: { seconds: 9 } }));
+    cache.set(a, { [CLUSTER_TYPE]: { parts: [all, [edsCluster(`own-${a}`)]] } });
+    const r3 = await c.next();
+    assert.equal(r3.type_url, CLUSTER_TYPE);
+    const held = cache.get(a, CLUSTER_TYPE);
+    assert.deepEqual(deltaNames(r3).sort(), shared.map((x) => x.name).sort());
+    for (const res of r3.resources) {
+      const want = held.get(res.name)!;
+      assert.equal(res.version, want.version, res.name);
+      assert.ok(Buffer.from(res.resource!.value!).equals(want.value), `${res.name}: the cluster's bytes`);
+    }
+    c.send({ type_url: CLUSTER_TYPE, response_nonce: r3.nonce });
+    await ackedBy(a, CLUSTER_TYPE, r3.nonce);
+    assert.equal(server.proxy(a)!.types.get(CLUSTER_TYPE)!.current, resourcesVersion(held.values()));
   });
 
   it('records a NACK, parks the rejected version, then sends the next version', async () => {

@@ -15,6 +15,7 @@ import {
   assemblingSerializer,
   deltaEntry,
   deltaHead,
+  deltaPartEntries,
   SerializedParts,
   sotwEntry,
   sotwHead,
@@ -71,6 +72,25 @@ describe('xds: assembled responses', () => {
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
     // The same resource object gives the same (shared) entry.
     assert.equal(deltaEntry(clusters[1]), deltaEntry(clusters[1]));
+  });
+
+  it("a whole shared part's entries, assembled once, are its resources' entries in one buffer", () => {
+    const m = svc.DeltaAggregatedResources;
+    const part = { map: new Map(clusters.map((r) => [r.name, r])) };
+    assert.equal(deltaPartEntries(part), undefined, 'the first response holding it goes entry by entry');
+    const whole = deltaPartEntries(part)!;
+    assert.ok(whole.equals(Buffer.concat(clusters.map((r) => deltaEntry(r) as Buffer))));
+    assert.equal(deltaPartEntries(part), whole, 'made once per part');
+    const viaPart = m.responseDeserialize(
+      framed(
+        assemblingSerializer(m.responseSerialize),
+        new AssembledResponse(deltaHead('v1', CLUSTER_TYPE, '8', []), [whole]),
+      ),
+    );
+    assert.deepEqual(
+      viaPart.resources.map((r: { name: string; version: string }) => [r.name, r.version]),
+      clusters.map((r) => [r.name, r.version]),
+    );
   });
 
   it('an assembled response reaches the gRPC frame without a contiguous copy of its own', () => {
