@@ -978,10 +978,24 @@ export class DeltaStream extends AdsStream {
     const all = this.resources(st.typeUrl);
     // A client holding nothing (its first response of the type) can only be sent what it wants.
     const fresh = st.known.size === 0;
+    const send: EncodedResource[] = [];
     // Only the names that changed in the cache or must be answered, unless everything must be looked at.
     let candidates: Iterable<string>;
-    if (fresh && !st.wildcard) candidates = st.names;
-    else if (fresh && st.names.size === 0) candidates = all.keys();
+    // A client holding nothing, with nothing parked, is sent every resource it wants that the cache
+    // holds: all of them (wildcard), or the whole first part of the cache's list when it subscribed
+    // to every name of it (a thousand CLAs), with no lookup per name. (Its subscribed names are all
+    // forced, rule 4.2; for a client holding nothing that only matters to names the cache lacks.)
+    let bulk: SharedBase | undefined;
+    const plainFirst = fresh && st.parked.size === 0;
+    if (plainFirst && !st.wildcard) {
+      const first = partsOf(all)?.[0];
+      bulk = first && st.names.coveredBase() === first.map ? first : undefined;
+      candidates = bulk ? st.names.addedNames() : st.names;
+    } else if (fresh && !st.wildcard) candidates = st.names;
+    else if (plainFirst && st.force.size === 0 && st.names.size === 0) {
+      candidates = EMPTY_NAMES;
+      send.push(...all.values());
+    } else if (fresh && st.names.size === 0) candidates = all.keys();
     else if (st.fullScan) {
       const set = new Set(st.names);
       if (st.wildcard) for (const n of all.keys()) set.add(n);
@@ -999,9 +1013,9 @@ export class DeltaStream extends AdsStream {
     st.pendingChanges = [];
     st.fullScan = false;
 
-    const send: EncodedResource[] = [];
+    if (bulk) for (const r of bulk.map.values()) send.push(r);
     /** What the client held of each resource in `send` (for NACK rollback, rule 4.7). */
-    const sentPrev: (string | undefined)[] = [];
+    const sentPrev: (string | undefined)[] = new Array(send.length).fill(undefined);
     const removed: string[] = [];
     let retained = false;
     for (const n of candidates) {
@@ -1034,7 +1048,7 @@ export class DeltaStream extends AdsStream {
     // that part (adopted at once); and the part's entries go assembled in one piece, made once
     // (deltaPartEntries), except for endpoints: their lists change with every instance registered,
     // and in a connect storm each build's list would get its own copy, garbage a build later.
-    const whole = !anyParked ? wholePart(all, send) : undefined;
+    const whole = anyParked ? undefined : bulk && bulk === largestPart(all) ? bulk : wholePart(all, send);
     const assembled = whole && st.typeUrl !== ENDPOINT_TYPE ? deltaPartEntries(whole) : undefined;
     if (whole && fresh) {
       st.known.adopt(whole);
@@ -1083,6 +1097,8 @@ export class DeltaStream extends AdsStream {
 }
 
 /** The largest shared part of `all` when `send` holds every resource of it, else undefined. */
+const EMPTY_NAMES: readonly string[] = [];
+
 function wholePart(all: ResourceSet, send: readonly EncodedResource[]): SharedBase | undefined {
   const big = largestPart(all);
   if (!big || send.length < big.map.size) return undefined;

@@ -188,6 +188,36 @@ describe('xds: Delta (incremental) ADS', () => {
     assert.equal(server.proxy(a)!.types.get(CLUSTER_TYPE)!.current, resourcesVersion(held.values()));
   });
 
+  it('a first EDS response to a subscription of every name of a large shared part (and one more) holds them all', async () => {
+    const clas = Array.from({ length: 100 }, (_, i) =>
+      cla(`big${i}`, [{ address: '127.0.0.9', port: 80 + i }]),
+    );
+    const own = cla('mine', [{ address: '127.0.0.8', port: 80 }]);
+    const id = nodeId();
+    cache.set(id, { [ENDPOINT_TYPE]: { parts: [clas, [own]] } });
+    const c = connect();
+    c.send({
+      node: node(id),
+      type_url: ENDPOINT_TYPE,
+      resource_names_subscribe: [...clas.map((x) => x.name), 'mine', 'nowhere'],
+    });
+    const e = await c.next();
+    const held = cache.get(id, ENDPOINT_TYPE);
+    assert.deepEqual(deltaNames(e).sort(), [...held.keys()].sort());
+    for (const res of e.resources) assert.equal(res.version, held.get(res.name)!.version, res.name);
+    assert.deepEqual(e.removed_resources, ['nowhere'], 'a name the cache lacks is answered as removed');
+    c.send({ type_url: ENDPOINT_TYPE, response_nonce: e.nonce });
+    await ackedBy(id, ENDPOINT_TYPE, e.nonce);
+    const status = server.proxy(id)!.types.get(ENDPOINT_TYPE)!;
+    assert.equal(status.current, resourcesVersion(held.values()));
+    assert.equal(status.lastAcked?.version, status.current);
+    // Held as sent: a change of one CLA of the part sends that one alone.
+    const changed = [...clas];
+    changed[42] = cla('big42', [{ address: '127.0.0.10', port: 80 }]);
+    cache.set(id, { [ENDPOINT_TYPE]: { parts: [changed, [own]] } });
+    assert.deepEqual(deltaNames(await c.next()), ['big42']);
+  });
+
   it('records a NACK, parks the rejected version, then sends the next version', async () => {
     const id = nodeId();
     cache.set(id, { [CLUSTER_TYPE]: [edsCluster('c')] });
