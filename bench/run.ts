@@ -85,9 +85,9 @@ const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flag
   --changes N             instance changes per repetition in S2 (default 20)
   --churn-rate N          S3 instance changes per second (default 50)
   --churn-seconds N       S3 duration (default 120)
-  --idle-seconds N        after S2 the fleet stays connected with no changes for up to N s, for the
-                          idle (steady-state) RSS; ends 5 s after the heap shrank (default 120;
-                          quick 5; 0 = no idle hold)
+  --idle-seconds N        after the fleet scenarios the proxies stay connected with no changes
+                          for up to N s, for the idle (steady-state) RSS; ends 5 s after the
+                          heap shrank (default 120; quick 5; 0 = no idle hold)
   --envoys N              real Envoys in S6 (default 5; quick 2)
   --server-cpu-prof       CPU-profile the server during each measured window (.bench-out/profiles/)
   --insecure-xds          proxies connect without bootstrap tokens (default: a token per service)
@@ -312,6 +312,8 @@ interface Ctx {
   results: ScenarioResult[];
   /** How long one S1 repetition took (for the time budget). */
   s1?: { proxies: number; minutes: number };
+  /** The fleet left connected and idle after its scenarios (--idle-seconds). */
+  idle?: IdleHold & { proxies: number; after: string };
 }
 
 function log(line: string): void {
@@ -647,16 +649,6 @@ async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
     );
     r.reps.push(m);
     if (f.s.abortReason || !repeatWithinBudget(ctx, r, rep, repStart, 0.55)) break;
-  }
-  const last = r.reps[r.reps.length - 1];
-  if (last && o.idleSeconds > 0 && !f.s.abortReason) {
-    const idle = await idleHold(f.s, o.idleSeconds);
-    last.extra.idle = idle;
-    log(
-      `S2 idle: RSS ${idle.startRssMb} -> ${idle.idleRssMb} MB over ${idle.seconds} s with no changes` +
-        `${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ''}; ` +
-        `server ${idle.cpuCores} cores`,
-    );
   }
   finishResult(r, f.s);
   r.notes.push(
@@ -1315,18 +1307,6 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
           `${fmt(med((ic) => ic.allAckedMaxMs))} ms`,
       );
     }
-    if (r.id === 'S2' && extra.idle) {
-      const idle = extra.idle as IdleHold;
-      out.push(
-        `S2 idle (${ctx.o.proxies} proxies connected, no changes): RSS ${idle.startRssMb} -> ${idle.idleRssMb} MB ` +
-          `over ${idle.seconds} s${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ', the heap did not shrink'}; ` +
-          `server ${fmt(idle.cpuCores, 3)} cores; V8 heap at the end (committed/used MB): ` +
-          Object.entries(idle.heapMb)
-            .filter(([, v]) => v.committed >= 1)
-            .map(([k, v]) => `${k} ${fmt(v.committed)}/${fmt(v.used)}`)
-            .join(', '),
-      );
-    }
     if (r.id === 'S3') {
       const rss = extra.rss as Record<string, number> | undefined;
       const pc = extra.perChangeAllAckedMs as Dist | undefined;
@@ -1359,6 +1339,19 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
       );
     }
     if (r.status !== 'ok' && r.reason) out.push(`${r.id} ${r.status}: ${r.reason}`);
+  }
+  if (ctx.idle) {
+    const idle = ctx.idle;
+    out.push(
+      `idle (${idle.proxies} proxies connected after ${idle.after}, no changes): RSS ${idle.startRssMb} -> ` +
+        `${idle.idleRssMb} MB over ${idle.seconds} s` +
+        `${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ', the heap did not shrink'}; ` +
+        `server ${fmt(idle.cpuCores, 3)} cores; V8 heap at the end (committed/used MB): ` +
+        Object.entries(idle.heapMb)
+          .filter(([, v]) => v.committed >= 1)
+          .map(([k, v]) => `${k} ${fmt(v.committed)}/${fmt(v.used)}`)
+          .join(', '),
+    );
   }
   for (const r of ctx.results) {
     for (const p of r.profiles) {
@@ -1500,6 +1493,18 @@ async function main(): Promise<void> {
           log(`${id} ${r.status}: ${r.reason}`);
         }
       }
+      // Last on the fleet (a heap shrunk by the idle hold would make the scenarios after it cold):
+      // the proxies stay connected and nothing changes, for the steady-state RSS.
+      const ran = order.filter((id) => ctx.results.some((r) => r.id === id && r.status !== 'skipped'));
+      if (o.idleSeconds > 0 && !fleet.s.abortReason && !overBudget()) {
+        const idle = await idleHold(fleet.s, o.idleSeconds);
+        ctx.idle = { ...idle, proxies: o.proxies, after: ['S1', ...ran].join(', ') };
+        log(
+          `idle: RSS ${idle.startRssMb} -> ${idle.idleRssMb} MB over ${idle.seconds} s with no changes` +
+            `${idle.shrankAtSeconds !== null ? ` (the heap shrank at ${idle.shrankAtSeconds} s)` : ''}; ` +
+            `server ${idle.cpuCores} cores`,
+        );
+      }
     } catch (err) {
       log(`fleet scenarios failed: ${(err as Error).stack}`);
       // The fleet never came up: every scenario that needed it failed (never counted as skipped).
@@ -1562,7 +1567,7 @@ async function main(): Promise<void> {
       steadyRssMb:
         'median RSS over the last 2 s of the window (after the server went quiet, for connect storms)',
       idleRssMb:
-        'S2 extra.idle: after the changes the fleet stays connected with nothing changing; median RSS over the ' +
+        'idle: after the fleet scenarios the proxies stay connected with nothing changing; median RSS over the ' +
         "hold's last 5 s; the hold ends 5 s after RSS fell 10% (V8's memory reducer shrinks the heap once the " +
         'allocation rate stays low) or after --idle-seconds',
       mbReceived:
@@ -1571,6 +1576,7 @@ async function main(): Promise<void> {
       summary: 'medians over repetitions',
     },
     scenarios: ctx.results,
+    idle: ctx.idle,
   };
   const text = report(ctx, machine);
   const file = path.join(out, 'results', `${runId}.json`);
