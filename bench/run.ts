@@ -658,6 +658,18 @@ async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
   ctx.results.push(r);
 }
 
+function nextOfSameCluster(
+  made: ReadonlyMap<number, { at: number; resource: string; what: string }>,
+  slowest: WatchResult | undefined,
+): { id: number; what: string; madeMsAfter: number; slowest: string } | undefined {
+  const s = slowest && made.get(slowest.id);
+  if (!slowest || !s || (slowest.allAckedMs ?? 0) <= 5_000) return undefined;
+  for (const [id, c] of made)
+    if (id > slowest.id && c.resource === s.resource)
+      return { id, what: c.what, madeMsAfter: c.at - s.at, slowest: s.what };
+  return undefined;
+}
+
 /** The server's meshplane_build_wait_seconds histogram: cumulative count per upper bound (ms). */
 async function buildWaitBuckets(s: Session): Promise<Map<number, number>> {
   const out = new Map<number, number>();
@@ -819,6 +831,8 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
     let apiErrors = 0;
     let harnessErrors = 0;
     const apiErrorSamples: string[] = [];
+    /** Each change: when it was made and the cluster whose endpoints it changes. */
+    const made = new Map<number, { at: number; resource: string; what: string }>();
     while (Date.now() < end && !f.s.abortReason) {
       const due = Math.floor((Date.now() - start) / interval) + 1;
       while (launched + skipped < due) {
@@ -830,6 +844,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         inflight++;
         const id = ++ctx.changeCounter;
         const c = instanceChange(f.shape, id, o.proxies);
+        made.set(id, { at: Date.now(), resource: c.resource ?? '', what: c.what });
         pending.push(
           lg
             .change(
@@ -873,6 +888,10 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
     const churnWin = f.s.sampler!.window(mark);
     const waitAfter = await buildWaitBuckets(f.s);
     await Promise.all(pending);
+    const slowestChange = results.reduce<WatchResult | undefined>(
+      (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
+      undefined,
+    );
     const win = f.s.sampler!.window(mark);
     const after = await lg.stats();
     const pooled = await lg.pooled('S3');
@@ -907,10 +926,10 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
           Object.entries(tcpExt(TCP_STALL_COUNTERS)).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)]),
         ),
         // The slowest change's late proxies (over 1 s; which, and how long their stream was silent before).
-        slowestChange: results.reduce<WatchResult | undefined>(
-          (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
-          undefined,
-        ),
+        slowestChange,
+        // When the slowest took seconds: the next change of the same cluster, and when it was made
+        // after it. A change that reached the proxies only with that one was not pushed on its own.
+        slowestChangeNextOfSameCluster: nextOfSameCluster(made, slowestChange),
         rss: {
           startMb: Math.round(churnWin.startRssMb),
           endOfChurnMb: Math.round(churnWin.endRssMb),
@@ -1321,10 +1340,15 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
         ([, v]) => v > 0,
       );
       const slowest = extra.slowestChange as WatchResult | undefined;
+      const next = extra.slowestChangeNextOfSameCluster as ReturnType<typeof nextOfSameCluster>;
       if (stalls.length > 0 || (slowest?.allAckedMs ?? 0) > 5000)
         out.push(
           `S3 diagnostics: TCP counters over the churn ${stalls.map(([k, v]) => `${k} ${v}`).join(', ') || 'all 0'}; ` +
-            `slowest change ${slowest?.allAckedMs} ms, late proxies ${JSON.stringify(slowest?.slow ?? [])}`,
+            `slowest change ${slowest?.allAckedMs} ms (${next?.slowest ?? `#${slowest?.id}`})` +
+            (next
+              ? `; the next change of the same cluster (${next.what}) was made ${next.madeMsAfter} ms after it`
+              : '') +
+            `; late proxies ${JSON.stringify(slowest?.slow?.slice(0, 3) ?? [])}`,
         );
     }
     if (r.id === 'S6' && r.reps[0]) {
