@@ -86,8 +86,8 @@ const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flag
   --churn-rate N          S3 instance changes per second (default 50)
   --churn-seconds N       S3 duration (default 120)
   --idle-seconds N        after the fleet scenarios the proxies stay connected with no changes
-                          for up to N s, for the idle (steady-state) RSS; ends 5 s after the
-                          heap shrank (default 120; quick 5; 0 = no idle hold)
+                          for up to N s, for the idle (steady-state) RSS; ends once the heap
+                          shrank and RSS held for 10 s (default 150; quick 5; 0 = no idle hold)
   --envoys N              real Envoys in S6 (default 5; quick 2)
   --server-cpu-prof       CPU-profile the server during each measured window (.bench-out/profiles/)
   --insecure-xds          proxies connect without bootstrap tokens (default: a token per service)
@@ -109,7 +109,7 @@ function parseArgs(argv: string[]): Options {
     changes: 20,
     churnRate: 50,
     churnSeconds: 120,
-    idleSeconds: 120,
+    idleSeconds: 150,
     envoys: 5,
     serverCpuProf: false,
     insecureXds: false,
@@ -702,7 +702,7 @@ interface IdleHold {
   /** Median RSS over the hold's last 5 s: the steady state with the fleet connected and nothing changing. */
   idleRssMb: number;
   /** When RSS first fell 10% below the hold's start (V8's memory reducer: it shrinks the heap once it
-   * sees the allocation rate stay low), or null. */
+   * sees the allocation rate stay low), or null. The hold then goes on until RSS stays within 3% for 10 s. */
   shrankAtSeconds: number | null;
   cpuCores: number;
   /** The server's V8 heap at the end (its /metrics): committed and used MB per space. */
@@ -713,7 +713,7 @@ interface IdleHold {
 
 /**
  * The fleet stays connected and nothing changes: samples the server's RSS from /proc (nothing asked of
- * the server, so the hold itself allocates nothing there) until 5 s after it shrank, or `maxSeconds`.
+ * the server, so the hold itself allocates nothing there) until it shrank and held for 10 s, or `maxSeconds`.
  */
 async function idleHold(s: Session, maxSeconds: number): Promise<IdleHold> {
   await s.waitQuiet(30_000);
@@ -727,7 +727,12 @@ async function idleHold(s: Session, maxSeconds: number): Promise<IdleHold> {
     if (!cur) break;
     series.push({ at: cur.at, rss: cur.rssMb });
     if (shrankAt === null && cur.rssMb < mark.rssMb * 0.9) shrankAt = cur.at;
-    if (shrankAt !== null && cur.at - shrankAt >= 5_000) break;
+    // The memory reducer runs a few collections, the later ones compacting: done once RSS has
+    // stayed within 3% for 10 s after the drop began.
+    if (shrankAt !== null && cur.at - shrankAt >= 10_000) {
+      const last = series.filter((x) => x.at >= cur.at - 10_000).map((x) => x.rss);
+      if (Math.max(...last) <= Math.min(...last) * 1.03) break;
+    }
   }
   const win = s.sampler!.window(mark);
   const end = series[series.length - 1]?.at ?? Date.now();
@@ -1592,8 +1597,8 @@ async function main(): Promise<void> {
         'median RSS over the last 2 s of the window (after the server went quiet, for connect storms)',
       idleRssMb:
         'idle: after the fleet scenarios the proxies stay connected with nothing changing; median RSS over the ' +
-        "hold's last 5 s; the hold ends 5 s after RSS fell 10% (V8's memory reducer shrinks the heap once the " +
-        'allocation rate stays low) or after --idle-seconds',
+        "hold's last 5 s; the hold ends once RSS fell 10% (V8's memory reducer shrinks the heap once the " +
+        'allocation rate stays low) and then stayed within 3% for 10 s, or after --idle-seconds',
       mbReceived:
         'protobuf bytes of the ADS responses the simulated proxies received (no gRPC/HTTP2 framing)',
       nacks: 'NACKs the server recorded (GET /v1/proxies); simulated proxies never NACK',
