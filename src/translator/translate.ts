@@ -230,18 +230,9 @@ export class MeshTranslator {
       this.sharedClusters = prev.sharedClusters;
       this.viewsByCaller = prev.viewsByCaller;
       this.viewsByKey = prev.viewsByKey;
-      for (const [key, cla] of prev.claMemo) {
-        const service = key.slice(0, key.indexOf('|'));
-        if (
-          sameItems(
-            this.snapshot.instancesByService.get(service),
-            prev.snapshot.instancesByService.get(service),
-          )
-        )
-          this.claMemo.set(key, cla);
-      }
-      // Endpoint lists of views that hold none of the services whose instances changed are the
-      // same lists (a scoped view is a few services; a change elsewhere leaves it as it was).
+      // The services whose instances changed: their CLAs are made again, and the endpoint lists
+      // of views holding any of them (a scoped view is a few services; a change elsewhere leaves
+      // it as it was).
       const changed = new Set<string>();
       for (const m of [this.snapshot.instancesByService, prev.snapshot.instancesByService])
         for (const service of m.keys())
@@ -252,6 +243,8 @@ export class MeshTranslator {
             )
           )
             changed.add(service);
+      for (const [key, cla] of prev.claMemo)
+        if (!changed.has(key.slice(0, key.indexOf('|')))) this.claMemo.set(key, cla);
       for (const [key, list] of prev.endpointViews) {
         const services = prev.endpointViewServices.get(key);
         let touched = changed.size > 0;

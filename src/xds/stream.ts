@@ -991,10 +991,11 @@ export class DeltaStream extends AdsStream {
       const first = partsOf(all)?.[0];
       bulk = first && st.names.coveredBase() === first.map ? first : undefined;
       candidates = bulk ? st.names.addedNames() : st.names;
+      if (bulk) for (const r of bulk.map.values()) send.push(r);
     } else if (fresh && !st.wildcard) candidates = st.names;
     else if (plainFirst && st.force.size === 0 && st.names.size === 0) {
       candidates = EMPTY_NAMES;
-      send.push(...all.values());
+      for (const r of all.values()) send.push(r);
     } else if (fresh && st.names.size === 0) candidates = all.keys();
     else if (st.fullScan) {
       const set = new Set(st.names);
@@ -1013,7 +1014,6 @@ export class DeltaStream extends AdsStream {
     st.pendingChanges = [];
     st.fullScan = false;
 
-    if (bulk) for (const r of bulk.map.values()) send.push(r);
     /** What the client held of each resource in `send` (for NACK rollback, rule 4.7). */
     const sentPrev: (string | undefined)[] = new Array(send.length).fill(undefined);
     const removed: string[] = [];
@@ -1096,9 +1096,9 @@ export class DeltaStream extends AdsStream {
   }
 }
 
-/** The largest shared part of `all` when `send` holds every resource of it, else undefined. */
 const EMPTY_NAMES: readonly string[] = [];
 
+/** The largest shared part of `all` when `send` holds every resource of it, else undefined. */
 function wholePart(all: ResourceSet, send: readonly EncodedResource[]): SharedBase | undefined {
   const big = largestPart(all);
   if (!big || send.length < big.map.size) return undefined;
