@@ -30,19 +30,24 @@ const GONE = 3;
 const STATE_NAMES: ProxyChangeState[] = ['pending', 'acked', 'nacked'];
 
 /**
- * Per-proxy outcomes of one change, compact: at a thousand proxies and a
- * thousand kept changes a Map of objects per change would hold a million of
- * them. The node ids are the build's own list, shared by its changes.
+ * Per-proxy outcomes of the changes one build covered, compact and shared by
+ * them: they went out in the same pushes, so each proxy ACKs (or rejects) all
+ * of them at once. Under churn a build gathers ten or more changes; a thousand
+ * proxies then cost one slot each per build, not one per change. The node ids
+ * are the build's own list.
  */
 export class ProxyResults {
   readonly state: Uint8Array;
-  readonly ms: Int32Array;
+  /** When each proxy answered (ms since the epoch). */
+  readonly answeredAt: Float64Array;
   readonly nacks = new Map<number, { message: string; type: string }>();
+  /** When each change of the build was made: a proxy's time to ACK is counted from each. */
+  readonly changedAt: number[] = [];
   pending: number;
 
   constructor(readonly nodeIds: readonly string[]) {
     this.state = new Uint8Array(nodeIds.length);
-    this.ms = new Int32Array(nodeIds.length);
+    this.answeredAt = new Float64Array(nodeIds.length);
     this.pending = nodeIds.length;
   }
 
@@ -52,7 +57,8 @@ export class ProxyResults {
     return n;
   }
 
-  *entries(): Generator<[string, ProxyChange]> {
+  /** Each proxy's outcome for the change made at `since`. */
+  *entries(since: number): Generator<[string, ProxyChange]> {
     for (let i = 0; i < this.nodeIds.length; i++) {
       const s = this.state[i];
       if (s === GONE) continue;
@@ -60,17 +66,17 @@ export class ProxyResults {
         this.nodeIds[i],
         {
           state: STATE_NAMES[s],
-          ...(s === PENDING ? {} : { ms: this.ms[i] }),
+          ...(s === PENDING ? {} : { ms: Math.max(0, this.answeredAt[i] - since) }),
           ...(this.nacks.get(i) ?? {}),
         },
       ];
     }
   }
 
-  settle(slot: number, state: typeof ACKED | typeof NACKED | typeof GONE, ms: number): boolean {
+  settle(slot: number, state: typeof ACKED | typeof NACKED | typeof GONE, at: number): boolean {
     if (this.state[slot] !== PENDING) return false;
     this.state[slot] = state;
-    this.ms[slot] = Math.min(ms, 2 ** 31 - 1);
+    this.answeredAt[slot] = at;
     this.pending--;
     return true;
   }
@@ -88,8 +94,8 @@ export interface ChangeTrackerOptions {
 
 export class ChangeTracker {
   private readonly changes = new Map<number, ChangeRecord>();
-  /** Per proxy, the changes it has yet to ACK: (record, slot), oldest first. */
-  private readonly pendingByProxy = new Map<string, [ChangeRecord, number][]>();
+  /** Per proxy, the builds whose changes it has yet to ACK: (results, slot), oldest first. */
+  private readonly pendingByProxy = new Map<string, [ProxyResults, number][]>();
   private lastBuilt = 0;
   private readonly now: () => number;
 
@@ -123,21 +129,21 @@ export class ChangeTracker {
     }
     this.lastBuilt = revision;
     if (covered.length === 0) return;
-    const nodeIds = [...affected];
-    const keep = this.o.keep ?? 1_000;
+    const results = new ProxyResults([...affected]);
     for (const c of covered.reverse()) {
-      const results = new ProxyResults(nodeIds);
       c.proxies = results;
-      for (let i = 0; i < nodeIds.length; i++) {
-        let list = this.pendingByProxy.get(nodeIds[i]);
-        if (!list) {
-          list = [];
-          this.pendingByProxy.set(nodeIds[i], list);
-        }
-        list.push([c, i]);
-        // A proxy that never answers holds no more than the kept changes.
-        if (list.length > keep) list.splice(0, list.length - keep);
+      results.changedAt.push(c.at);
+    }
+    const keep = this.o.keep ?? 1_000;
+    for (let i = 0; i < results.nodeIds.length; i++) {
+      let list = this.pendingByProxy.get(results.nodeIds[i]);
+      if (!list) {
+        list = [];
+        this.pendingByProxy.set(results.nodeIds[i], list);
       }
+      list.push([results, i]);
+      // A proxy that never answers holds no more than the kept builds.
+      if (list.length > keep) list.splice(0, list.length - keep);
     }
   }
 
@@ -147,9 +153,10 @@ export class ChangeTracker {
     if (!list) return;
     this.pendingByProxy.delete(nodeId);
     const now = this.now();
-    for (const [c, slot] of list) {
-      const ms = now - c.at;
-      if (c.proxies?.settle(slot, ACKED, ms)) this.o.onConverged?.(ms / 1000);
+    const observe = this.o.onConverged;
+    for (const [results, slot] of list) {
+      if (results.settle(slot, ACKED, now) && observe)
+        for (const at of results.changedAt) observe((now - at) / 1000);
     }
   }
 
@@ -159,8 +166,8 @@ export class ChangeTracker {
     if (!list) return;
     this.pendingByProxy.delete(nodeId);
     const now = this.now();
-    for (const [c, slot] of list) {
-      if (c.proxies?.settle(slot, NACKED, now - c.at)) c.proxies.nacks.set(slot, { message, type });
+    for (const [results, slot] of list) {
+      if (results.settle(slot, NACKED, now)) results.nacks.set(slot, { message, type });
     }
   }
 
@@ -169,7 +176,7 @@ export class ChangeTracker {
     const list = this.pendingByProxy.get(nodeId);
     if (!list) return;
     this.pendingByProxy.delete(nodeId);
-    for (const [c, slot] of list) c.proxies?.settle(slot, GONE, 0);
+    for (const [results, slot] of list) results.settle(slot, GONE, 0);
   }
 
   get(id: number): ChangeRecord | undefined {
@@ -192,7 +199,7 @@ export class ChangeTracker {
       at: new Date(c.at).toISOString(),
       state: this.state(c),
       objects: c.objects,
-      proxies: [...(c.proxies?.entries() ?? [])].map(([nodeId, p]) => ({ nodeId, ...p })),
+      proxies: [...(c.proxies?.entries(c.at) ?? [])].map(([nodeId, p]) => ({ nodeId, ...p })),
     };
   }
 

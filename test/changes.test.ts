@@ -45,12 +45,17 @@ describe('change tracker', () => {
   it('gives every change of one build the same proxies, and an ACK settles all of them', () => {
     const t = tracker();
     t.recorded(ev(1));
+    now += 10;
     t.recorded(ev(2));
     t.built(2, ['a']);
     now += 5;
     t.proxySynced('a');
     assert.equal(t.state(t.get(1)!), 'converged');
     assert.equal(t.state(t.get(2)!), 'converged');
+    // One ACK, and each change's time counted from when it was made.
+    assert.deepEqual(t.toJson(t.get(1)!).proxies, [{ nodeId: 'a', state: 'acked', ms: 15 }]);
+    assert.deepEqual(t.toJson(t.get(2)!).proxies, [{ nodeId: 'a', state: 'acked', ms: 5 }]);
+    assert.deepEqual(converged, [0.015, 0.005]);
     // A later build does not re-open changes already built.
     t.recorded(ev(3));
     t.built(3, ['b']);
