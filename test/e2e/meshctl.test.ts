@@ -488,7 +488,7 @@ spec: { protocol: http, port: ${BACK_PORT} }
       const r = await mesh.api('GET', '/v1/instances');
       assert.equal(r.json.items.length, 3);
     });
-    await mesh.converged(undefined, 30_000);
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   afterEach(async () => {

@@ -87,7 +87,7 @@ spec:
       mesh.addPod({ name: 'web-0', service: 'web', address: '127.0.0.181' }),
       mesh.addPod({ name: 'reviews-0', service: 'reviews', address: '127.0.0.182' }),
     ]);
-    await mesh.converged();
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   after(async () => {

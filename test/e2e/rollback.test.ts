@@ -76,7 +76,7 @@ describe('e2e: rollback restores a canary split in traffic', function () {
       const r = await mesh.api('GET', '/v1/instances');
       assert.equal(r.json.items.length, 3);
     });
-    await mesh.converged();
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   after(async () => {

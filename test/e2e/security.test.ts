@@ -86,7 +86,7 @@ describe('e2e: mTLS, certificates, authorization and authenticated xDS', functio
       mesh.addPod({ name: 'reviews-0', service: 'reviews', address: '127.0.0.163' }),
       mesh.addPod({ name: 'db-0', service: 'db', address: '127.0.0.164', app: 'tcp' }),
     ]);
-    await mesh.converged();
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   after(async () => {

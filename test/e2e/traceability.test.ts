@@ -51,7 +51,7 @@ spec: { port: ${REVIEWS} }
       mesh.addPod({ name: 'web-0', service: 'web', address: '127.0.0.171' }),
       mesh.addPod({ name: 'reviews-0', service: 'reviews', address: '127.0.0.172' }),
     ]);
-    await mesh.converged();
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   after(async () => {

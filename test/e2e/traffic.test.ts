@@ -115,7 +115,7 @@ describe('e2e: traffic management and resilience', function () {
       const r = await mesh.api('GET', '/v1/instances');
       assert.equal(r.json.items.length, 8);
     });
-    await mesh.converged();
+    await mesh.converged(undefined, 30_000, { everyPod: true });
   });
 
   // Policies a test applied are removed after it whether it passed or not (no cascade).
