@@ -14,6 +14,7 @@ import { closeHttpAgent } from './lib/http';
 import {
   CDS,
   type Change,
+  ChangeNumbers,
   callsPerService,
   commonDependencyChange,
   EDS,
@@ -307,13 +308,21 @@ interface Ctx {
   logDir: string;
   profDir: string;
   started: number;
+  /** Watch ids, one per change made. */
   changeCounter: number;
+  /** The instance changes' numbers (which instance, which new address), never one twice. */
+  changeNumbers: ChangeNumbers;
   meshWideCounter: number;
   results: ScenarioResult[];
   /** How long one S1 repetition took (for the time budget). */
   s1?: { proxies: number; minutes: number };
   /** The fleet left connected and idle after its scenarios (--idle-seconds). */
   idle?: IdleHold & { proxies: number; after: string };
+}
+
+/** What the API said of a change that applied nothing new (the harness made a change that is none). */
+function unchangedApply(r: { json?: { action?: string } }): boolean {
+  return r.json?.action === 'unchanged';
 }
 
 function log(line: string): void {
@@ -522,6 +531,10 @@ async function sequentialChanges(
         try {
           const r = await s.mustApi(c.method, c.path, c.body, 120_000);
           apiMs.push(r.ms);
+          if (unchangedApply(r)) {
+            apiErrors.push(`${c.method} ${c.path}: applied as unchanged (${c.what} is no change)`);
+            log(`harness error: ${apiErrors[apiErrors.length - 1]}`);
+          }
         } catch (err) {
           apiErrors.push(`${c.method} ${c.path}: ${(err as Error).message}`.slice(0, 300));
           log(`API call failed (waiting for the change anyway): ${apiErrors[apiErrors.length - 1]}`);
@@ -637,7 +650,7 @@ async function runS2(ctx: Ctx, f: Fleet): Promise<void> {
     const repStart = Date.now();
     await f.s.waitQuiet(30_000);
     const changes = Array.from({ length: o.changes }, () =>
-      instanceChange(f.shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), o.proxies),
+      instanceChange(f.shape, ctx.changeNumbers.drawn(), o.proxies),
     );
     log(`S2 rep ${rep}/${o.reps}: ${changes.length} instance changes, one at a time`);
     const m = await profiled(ctx, f.s, r, `S2-rep${rep}`, () =>
@@ -848,7 +861,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         launched++;
         inflight++;
         const id = ++ctx.changeCounter;
-        const c = instanceChange(f.shape, id, o.proxies);
+        const c = instanceChange(f.shape, ctx.changeNumbers.next(), o.proxies);
         made.set(id, { at: Date.now(), resource: c.resource ?? '', what: c.what });
         pending.push(
           lg
@@ -869,6 +882,9 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
                     apiErrors++;
                     if (apiErrorSamples.length < 5)
                       apiErrorSamples.push(`HTTP ${res.status}: ${JSON.stringify(res.json).slice(0, 200)}`);
+                  } else if (unchangedApply(res)) {
+                    apiErrors++;
+                    if (apiErrorSamples.length < 5) apiErrorSamples.push(`applied as unchanged: ${c.what}`);
                   }
                   apiMs.push(res.ms);
                 } catch (err) {
@@ -1010,7 +1026,7 @@ async function runS5(ctx: Ctx, base: MeshShape): Promise<void> {
       );
       if (!s.abortReason && ready.ready > 0) {
         const changes = Array.from({ length: 5 }, () =>
-          commonDependencyChange(shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), count),
+          commonDependencyChange(shape, ctx.changeNumbers.drawn(), count),
         );
         log(`S5 rep ${rep}: 5 instance changes of svc-0000, one at a time (${affected} proxies each)`);
         const c = await sequentialChanges(ctx, s, 'S5', changes, 120_000, 500);
@@ -1161,7 +1177,7 @@ async function runS6(ctx: Ctx, f: Fleet): Promise<void> {
     };
 
     const changes = Array.from({ length: o.quick ? 5 : 10 }, () =>
-      instanceChange(f.shape, ctx.changeCounter + 1 + Math.floor(Math.random() * 1e6), o.proxies),
+      instanceChange(f.shape, ctx.changeNumbers.drawn(), o.proxies),
     );
     log(`S6: ${changes.length} instance changes`);
     const m = await sequentialChanges(ctx, f.s, 'S6', changes, 60_000, 250, async (_c, t0c) => {
@@ -1442,6 +1458,7 @@ async function main(): Promise<void> {
     profDir,
     started: Date.now(),
     changeCounter: 0,
+    changeNumbers: new ChangeNumbers(),
     meshWideCounter: 0,
     results: [],
   };

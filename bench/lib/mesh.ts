@@ -133,6 +133,37 @@ export interface Change {
 }
 
 /**
+ * The numbers of a run's instance changes (instanceChange's n), never one twice: a number used
+ * again moves its instance to the address it already has (unless changed in between), a change
+ * the API applies as unchanged and pushes to nobody; its watch then waits for the next change of
+ * that cluster.
+ */
+export class ChangeNumbers {
+  private readonly used = new Set<number>();
+  private last = 0;
+
+  constructor(private readonly random: () => number = Math.random) {}
+
+  /** The next unused number counting up (spreads over services and instances in turn). */
+  next(): number {
+    while (this.used.has(++this.last));
+    this.used.add(this.last);
+    return this.last;
+  }
+
+  /** An unused number drawn from 1..1e6 (some service's change, unrelated to the last one). */
+  drawn(): number {
+    for (let tries = 0; tries < 1000; tries++) {
+      const n = 1 + Math.floor(this.random() * 1e6);
+      if (this.used.has(n)) continue;
+      this.used.add(n);
+      return n;
+    }
+    return this.next();
+  }
+}
+
+/**
  * Change n: instance (i, k) of a spread-out service moves to a new, unique
  * address 127.2.x.y. Marker: the SocketAddress.address field (tag, length,
  * text) in that service's ClusterLoadAssignment.
