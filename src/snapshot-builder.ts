@@ -127,6 +127,8 @@ export class SnapshotBuilder {
   /** The churn window now (see churnLoadTarget), and whether the pending build is under churn. */
   private churnDelayMs: number;
   private pendingChurn = false;
+  /** The loop's load over the last few builds under churn (undefined when not under churn). */
+  private churnLoad: number | undefined;
   private readonly loadSinceLastCall: () => number;
   private pendingKinds = new Set<Kind>();
   private pendingRevision = 0;
@@ -424,19 +426,25 @@ export class SnapshotBuilder {
 
   /**
    * A build under churn costs a push to every proxy it touches, whatever the number of changes
-   * it gathers: when the loop was busier than the target since the last build, the next window
-   * is longer (at most twice), and shorter when it was idler; never below maxDelayMs.
+   * it gathers: when the loop was busier than the target, the next window is longer, and shorter
+   * when it was idler; never below maxDelayMs. The load of one window is noisy (a build's pushes
+   * and ACKs fall in it or in the next, a collection may run): the window follows an average over
+   * the last second or two, by at most a tenth per build, so that it settles where the load meets
+   * the target rather than swinging around it. A change waits at most one window, so the swings
+   * were the tail of the time to converge (S3: windows of 100 to 300 ms for 170 on average).
    */
   private adaptChurnDelay(): void {
     const load = this.loadSinceLastCall();
     const floor = this.o.maxDelayMs ?? 100;
     if (!this.pendingChurn) {
       this.churnDelayMs = floor;
+      this.churnLoad = undefined;
       return;
     }
     this.pendingChurn = false;
+    this.churnLoad = this.churnLoad === undefined ? load : this.churnLoad * 0.8 + load * 0.2;
     const target = this.o.churnLoadTarget ?? 0.6;
-    const factor = Math.min(2, Math.max(0.5, load / target));
+    const factor = Math.min(1.1, Math.max(0.9, this.churnLoad / target));
     this.churnDelayMs = Math.round(
       Math.min(this.o.churnMaxDelayMs ?? 300, Math.max(floor, this.churnDelayMs * factor)),
     );

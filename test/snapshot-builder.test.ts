@@ -217,7 +217,7 @@ describe('snapshot builder: the churn window follows the load', () => {
       log: silentLogger,
       quietMs: 5,
       maxDelayMs: 20,
-      churnMaxDelayMs: 160,
+      churnMaxDelayMs: 60,
       churnLoadTarget: 0.45,
       loadSinceLastCall: () => load,
       onBuild: (b) => {
@@ -246,16 +246,72 @@ describe('snapshot builder: the churn window follows the load', () => {
         await eventually(() => assert.equal(builder.builtRevision, last));
         return seen;
       };
-      const busy = await churn(1, 50);
+      // The window moves by at most a tenth per build: from 20 to 60 ms takes twelve builds (~0.45 s).
+      const busy = await churn(1, 150);
       assert.equal(busy[0], 20, 'starts at maxDelayMs');
-      assert.equal(Math.max(...busy), 160, `grows to churnMaxDelayMs: ${busy.join(' ')}`);
+      assert.equal(Math.max(...busy), 60, `grows to churnMaxDelayMs: ${busy.join(' ')}`);
       // What the builds waited (meshplane_build_wait_seconds): the grown window.
       const busyWaits = waits.splice(0);
-      assert.ok(Math.max(...busyWaits) >= 150, `a build waited the grown window: ${busyWaits.join(' ')}`);
+      assert.ok(Math.max(...busyWaits) >= 55, `a build waited the grown window: ${busyWaits.join(' ')}`);
       load = 0.1;
-      const idle = await churn(100, 50);
+      const idle = await churn(200, 150);
       assert.equal(idle.at(-1), 20, `back to maxDelayMs: ${idle.join(' ')}`);
-      assert.ok(waits.at(-1)! < 150, `the last build waited less: ${waits.join(' ')}`);
+      assert.ok(waits.at(-1)! < 55, `the last build waited less: ${waits.join(' ')}`);
+    } finally {
+      builder.stop();
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('settles where the load meets the target: a noisy load does not swing the window', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-noise-'));
+    const store = createSqliteStore({ dataDir: dir });
+    // Each build sees 0.2 or 1.0 in turn: on average the target (a build's pushes fall in one window or the next).
+    let calls = 0;
+    const builder = new SnapshotBuilder({
+      store,
+      cache: new XdsCache(),
+      log: silentLogger,
+      quietMs: 5,
+      maxDelayMs: 20,
+      churnMaxDelayMs: 400,
+      churnLoadTarget: 0.6,
+      loadSinceLastCall: () => (++calls % 2 === 0 ? 1.0 : 0.2),
+    });
+    try {
+      const apply = async (i: number) => {
+        const v = validateDocuments([
+          { kind: 'Service', name: 'a', spec: { port: 9001 } },
+          { kind: 'Instance', name: `a-${i}`, spec: { service: 'a', address: '127.0.0.1', port: 15006 } },
+        ]);
+        assert.ok(v.ok);
+        return (await store.apply(v.value)).revision;
+      };
+      await apply(0);
+      await builder.start();
+      const windows: number[] = [];
+      let last = 0;
+      for (let i = 1; i <= 150; i++) {
+        last = await apply(i);
+        if (windows.at(-1) !== builder.churnDelay) windows.push(builder.churnDelay);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      await eventually(() => assert.equal(builder.builtRevision, last));
+      // Once under churn (the first ten changes) the window moves by at most a tenth per build,
+      // and the average of the alternating loads holds it near where it began, never doubling.
+      const churned = windows.slice(1);
+      assert.ok(churned.length >= 25, `builds under churn: ${windows.join(' ')}`);
+      for (let i = 1; i < churned.length; i++) {
+        const step = churned[i] / churned[i - 1];
+        // (Windows are whole milliseconds: a tenth of 26 ms rounds to 3.)
+        assert.ok(step >= 0.87 && step <= 1.13, `a step of ${step.toFixed(2)}: ${windows.join(' ')}`);
+      }
+      const settled = churned.slice(-20);
+      assert.ok(
+        Math.max(...settled) / Math.min(...settled) <= 1.4,
+        `the window stays within a band: ${windows.join(' ')}`,
+      );
     } finally {
       builder.stop();
       await store.close();
