@@ -312,7 +312,6 @@ export class Session {
     const started = Date.now();
     const r = await httpRequest(`${this.url}${p}`, {
       method,
-      keepAlive: method === 'GET',
       headers: {
         authorization: `Bearer ${this.adminToken}`,
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
