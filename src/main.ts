@@ -11,6 +11,7 @@ import packageJson from '../package.json';
 import { createApiApp } from './api/app';
 import { ChangeTracker } from './changes';
 import { FastHistogram } from './fast-histogram';
+import { IdleCompaction } from './idle-compaction';
 import { InstanceLifecycle } from './instances';
 import type { Logger } from './log';
 import { createSqliteStore, type Store } from './registry';
@@ -230,6 +231,15 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     log: log.child({ module: 'instances' }),
     disconnectGraceMs: c.instanceGraceMs,
   });
+  const compactions = new Counter({
+    name: 'meshplane_idle_compactions_total',
+    help: 'compacting collections run once the server was idle after a burst of work (memory given back)',
+    registers: [metrics],
+  });
+  const idle = new IdleCompaction({
+    log: log.child({ module: 'memory' }),
+    onCompacted: () => compactions.inc(),
+  });
   ads.on('connect', (p: ProxyStatus) => void instances.proxyConnected(p));
   // Back = a status for the node that is not disconnected (a pruned status is not back).
   ads.on('disconnect', (p: ProxyStatus) =>
@@ -287,6 +297,7 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     adminToken,
     async close() {
       xdsListening = false;
+      idle.stop();
       instances.close();
       snapshots.stop();
       certs.close();
