@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from './log';
+import { eventLoopLoad } from './loop-load';
 
 export interface IdleCompactionOptions {
   readonly log: Logger;
@@ -70,16 +71,6 @@ export function compactingCollection(): (() => void) | undefined {
   return collect ?? undefined;
 }
 
-function loopLoad(): () => number {
-  let mark = performance.eventLoopUtilization();
-  return () => {
-    const now = performance.eventLoopUtilization();
-    const u = performance.eventLoopUtilization(now, mark).utilization;
-    mark = now;
-    return u;
-  };
-}
-
 export class IdleCompaction {
   private readonly timer: NodeJS.Timeout;
   private readonly load: () => number;
@@ -88,7 +79,7 @@ export class IdleCompaction {
   private idleFor = 0;
 
   constructor(private readonly o: IdleCompactionOptions) {
-    this.load = o.load ?? loopLoad();
+    this.load = o.load ?? eventLoopLoad();
     this.waste = o.waste ?? oldSpaceWaste;
     this.compact = o.compact ?? compactingCollection();
     this.timer = setInterval(() => this.check(), o.checkEveryMs ?? 5_000);

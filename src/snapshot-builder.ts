@@ -13,6 +13,7 @@ import {
   encodeResource,
 } from '../envoy-protos';
 import type { Logger } from './log';
+import { eventLoopLoad } from './loop-load';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
 import { unifiedDiff } from './registry/versions';
@@ -81,17 +82,6 @@ export interface SnapshotBuilderOptions {
 }
 
 const key = (kind: string, name: string) => `${kind}/${name}`;
-
-/** The event loop's busy share between calls. */
-function eventLoopLoad(): () => number {
-  let mark = performance.eventLoopUtilization();
-  return () => {
-    const now = performance.eventLoopUtilization();
-    const u = performance.eventLoopUtilization(now, mark).utilization;
-    mark = now;
-    return u;
-  };
-}
 
 export class SnapshotBuilder {
   private readonly objects = new Map<string, MeshObject>();

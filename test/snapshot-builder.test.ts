@@ -206,6 +206,16 @@ describe('snapshot builder: workload identities', () => {
 });
 
 describe('snapshot builder: the churn window follows the load', () => {
+  /** Service a and its instance a-<i> (a new instance each time: a change of its endpoints). */
+  async function applyInstance(store: ReturnType<typeof createSqliteStore>, i: number): Promise<number> {
+    const v = validateDocuments([
+      { kind: 'Service', name: 'a', spec: { port: 9001 } },
+      { kind: 'Instance', name: `a-${i}`, spec: { service: 'a', address: '127.0.0.1', port: 15006 } },
+    ]);
+    assert.ok(v.ok);
+    return (await store.apply(v.value)).revision;
+  }
+
   it('grows while the loop is busier than the target, up to its cap, and shrinks back as the load falls', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-churn-'));
     const store = createSqliteStore({ dataDir: dir });
@@ -225,14 +235,7 @@ describe('snapshot builder: the churn window follows the load', () => {
       },
     });
     try {
-      const apply = async (i: number) => {
-        const v = validateDocuments([
-          { kind: 'Service', name: 'a', spec: { port: 9001 } },
-          { kind: 'Instance', name: `a-${i}`, spec: { service: 'a', address: '127.0.0.1', port: 15006 } },
-        ]);
-        assert.ok(v.ok);
-        return (await store.apply(v.value)).revision;
-      };
+      const apply = (i: number) => applyInstance(store, i);
       await apply(0);
       await builder.start();
       const churn = async (from: number, count: number) => {
@@ -280,14 +283,7 @@ describe('snapshot builder: the churn window follows the load', () => {
       loadSinceLastCall: () => (++calls % 2 === 0 ? 1.0 : 0.2),
     });
     try {
-      const apply = async (i: number) => {
-        const v = validateDocuments([
-          { kind: 'Service', name: 'a', spec: { port: 9001 } },
-          { kind: 'Instance', name: `a-${i}`, spec: { service: 'a', address: '127.0.0.1', port: 15006 } },
-        ]);
-        assert.ok(v.ok);
-        return (await store.apply(v.value)).revision;
-      };
+      const apply = (i: number) => applyInstance(store, i);
       await apply(0);
       await builder.start();
       const windows: number[] = [];
