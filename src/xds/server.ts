@@ -4,15 +4,11 @@
 // Rules followed here are numbered as in shared/design/XDS-PROTOCOL.md and come
 // from https://www.envoyproxy.io/docs/envoy/latest/api-docs/xds_protocol
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { loadAdsPackageDefinition } from '../../envoy-protos';
-import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
-import type { DeltaDiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryResponse';
-import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
-import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
 import { type Logger, silentLogger } from '../log';
 import type { XdsCache } from './cache';
+import { GrpcHttp2Server, type StreamingMethod } from './grpc-http2';
 import { type ProxyStatus, proxyStatusJson } from './status';
 import {
   type AdsCall,
@@ -23,7 +19,6 @@ import {
   StreamScheduler,
 } from './stream';
 import type { TypeUrl } from './type-urls';
-import { assemblingSerializer } from './wire';
 
 /** What a proxy presents on its first request, for the authenticator to judge. */
 export interface ProxyIdentity {
@@ -60,6 +55,8 @@ export interface AdsServerOptions {
   readonly maxReceiveMessageBytes?: number;
 }
 
+const ADS_SERVICE = 'envoy.service.discovery.v3.AggregatedDiscoveryService';
+
 /** The accept queue asked for (the kernel caps it at net.core.somaxconn). */
 const ACCEPT_BACKLOG = 4_096;
 
@@ -69,7 +66,7 @@ const ACCEPT_BACKLOG = 4_096;
  * (status, typeUrl, SentRecord).
  */
 export class AdsServer extends EventEmitter {
-  private readonly grpcServer: grpc.Server;
+  private readonly transport: GrpcHttp2Server;
   private readonly streams = new Set<AdsStream>();
   private readonly current = new Map<string, AdsStream>();
   private readonly statuses = new Map<string, ProxyStatus>();
@@ -78,7 +75,6 @@ export class AdsServer extends EventEmitter {
   private readonly scheduler = new StreamScheduler();
   private readonly retainDisconnectedMs: number;
   private boundPort: number | undefined;
-  private listener: { server: net.Server; injector: grpc.ConnectionInjector } | undefined;
   /** Requests whose type_url meshplane does not serve (rule 1.3). */
   unknownTypeRequests = 0;
 
@@ -97,39 +93,27 @@ export class AdsServer extends EventEmitter {
       },
       schedule: (stream) => this.scheduler.add(stream),
     };
-    this.grpcServer = new grpc.Server({
-      'grpc.keepalive_time_ms': options.keepaliveTimeMs ?? 30_000,
-      'grpc.keepalive_timeout_ms': options.keepaliveTimeoutMs ?? 10_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
-      'grpc.max_send_message_length': -1,
-    });
-    const pkg = grpc.loadPackageDefinition(loadAdsPackageDefinition()) as unknown as {
-      envoy: {
-        service: { discovery: { v3: { AggregatedDiscoveryService: grpc.ServiceClientConstructor } } };
-      };
+    const definition = loadAdsPackageDefinition()[ADS_SERVICE] as grpc.ServiceDefinition;
+    const method = (name: string, protocol: 'sotw' | 'delta'): [string, StreamingMethod] => {
+      const m = definition[name];
+      return [m.path, { deserialize: m.requestDeserialize, handler: (call) => this.accept(call, protocol) }];
     };
-    // Responses assembled from per-resource bytes encoded once (wire.ts) pass through as they are.
-    const definition = Object.fromEntries(
-      Object.entries(pkg.envoy.service.discovery.v3.AggregatedDiscoveryService.service).map(([k, m]) => [
-        k,
-        { ...m, responseSerialize: assemblingSerializer(m.responseSerialize) },
+    // Responses are assembled from per-resource bytes encoded once (wire.ts): only requests are decoded.
+    this.transport = new GrpcHttp2Server({
+      methods: new Map([
+        method('StreamAggregatedResources', 'sotw'),
+        method('DeltaAggregatedResources', 'delta'),
       ]),
-    ) as grpc.ServiceDefinition;
-    this.grpcServer.addService(definition, {
-      StreamAggregatedResources: (
-        call: grpc.ServerDuplexStream<DiscoveryRequest__Output, DiscoveryResponse>,
-      ) => this.accept(call, 'sotw'),
-      DeltaAggregatedResources: (
-        call: grpc.ServerDuplexStream<DeltaDiscoveryRequest__Output, DeltaDiscoveryResponse>,
-      ) => this.accept(call, 'delta'),
+      keepaliveTimeMs: options.keepaliveTimeMs ?? 30_000,
+      keepaliveTimeoutMs: options.keepaliveTimeoutMs ?? 10_000,
+      maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? 64 * 1024 * 1024,
+      log: this.log,
     });
   }
 
   /**
    * Binds `host:port` (port 0 picks one) and returns the port. The listening
-   * socket is ours, with a deep accept queue (grpc-js's own is Node's 511):
-   * in a connect storm of thousands of sidecars, connections that arrive
+   * socket has a deep accept queue (Node's default is 511): in a connect storm of thousands of sidecars, connections that arrive
    * while the loop is busy wait in the queue instead of being dropped and
    * retried by the client's TCP a second or more later.
    */
@@ -139,18 +123,10 @@ export class AdsServer extends EventEmitter {
     const port = Number(address.slice(at + 1));
     if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65_535)
       return Promise.reject(new Error(`xDS address "${address}" is not host:port`));
-    const injector = this.grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    const listener = net.createServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
-    this.listener = { server: listener, injector };
-    return new Promise((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host, port, backlog: ACCEPT_BACKLOG }, () => {
-        listener.off('error', reject);
-        const bound = (listener.address() as net.AddressInfo).port;
-        this.boundPort = bound;
-        this.log.info({ address, port: bound }, 'xDS server listening');
-        resolve(bound);
-      });
+    return this.transport.listen(host, port, ACCEPT_BACKLOG).then((bound) => {
+      this.boundPort = bound;
+      this.log.info({ address, port: bound }, 'xDS server listening');
+      return bound;
     });
   }
 
@@ -182,20 +158,9 @@ export class AdsServer extends EventEmitter {
    * then stops the server; calls left after `graceMs` are cut.
    */
   async shutdown(graceMs = 5_000): Promise<void> {
-    this.listener?.server.close();
+    this.transport.stopListening();
     for (const s of this.streams) s.end();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.listener?.injector.destroy();
-        this.grpcServer.forceShutdown();
-        resolve();
-      }, graceMs);
-      timer.unref();
-      this.grpcServer.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await this.transport.close(graceMs);
   }
 
   private accept(call: AdsCall, protocol: 'sotw' | 'delta'): void {

@@ -6,13 +6,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { EncodedResource } from '../../envoy-protos';
 import type { Node__Output } from '../../envoy-protos/generated/envoy/config/core/v3/Node';
 import type { DeltaDiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryRequest';
-import type { DeltaDiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DeltaDiscoveryResponse';
 import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryRequest';
-import type { DiscoveryResponse } from '../../envoy-protos/generated/envoy/service/discovery/v3/DiscoveryResponse';
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
 import { largestPart, partsOf, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
+import type { ServerStreamCall } from './grpc-http2';
 import { NameSet } from './names';
 import type { AuthResult } from './server';
 import type { NackRecord, ProxyStatus, SentRecord, TypeStatus, XdsProtocol } from './status';
@@ -35,13 +34,10 @@ import {
   VersionMap,
   VersionSum,
 } from './version';
-import { AssembledResponse, deltaEntry, deltaHead, deltaPartEntries, sotwEntry, sotwHead } from './wire';
+import { deltaEntry, deltaHead, deltaPartEntries, SerializedParts, sotwEntry, sotwHead } from './wire';
 
-/** A server-side ADS call, SotW or Delta. */
-export type AdsCall = grpc.ServerDuplexStream<
-  DiscoveryRequest__Output | DeltaDiscoveryRequest__Output,
-  DiscoveryResponse | DeltaDiscoveryResponse
->;
+/** A server-side ADS call, SotW or Delta: requests arrive as 'data' events. */
+export type AdsCall = ServerStreamCall;
 
 export interface StreamContext {
   readonly cache: XdsCache;
@@ -262,14 +258,12 @@ export abstract class AdsStream {
   ) {
     this.log = ctx.log.child({ peer: call.getPeer() });
     this.debug = this.log.isLevelEnabled?.('debug') ?? true;
-    call.on('data', (req) => {
+    call.on('data', (req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output) => {
       if (this.closed) return;
       this.inbox.push(req);
       this.ctx.schedule(this);
     });
     call.on('end', () => this.close());
-    call.on('error', () => this.close());
-    call.on('cancelled', () => this.close());
     call.on('close', () => this.close());
   }
 
@@ -315,7 +309,7 @@ export abstract class AdsStream {
   private fail(code: grpc.status, message: string): void {
     if (this.closed) return;
     this.log.warn({ nodeId: this.node?.id, code, message }, 'xDS stream closed with an error');
-    this.call.emit('error', { code, details: message });
+    this.call.fail(code, message);
     this.close();
   }
 
@@ -716,9 +710,7 @@ export abstract class AdsStream {
     if (this.debug) this.log.debug({ nodeId: this.nodeId, ...describe() }, 'response');
     const entries = resources.map(entry);
     if (assembled) entries.unshift(assembled);
-    this.call.write(
-      new AssembledResponse(head, entries) as unknown as DiscoveryResponse | DeltaDiscoveryResponse,
-    );
+    this.call.write(new SerializedParts(head, entries));
   }
 
   /** Handles one request of a served type (subscriptions, ACK/NACK). */

@@ -16,16 +16,6 @@ import {
   writeVarint,
 } from '../../envoy-protos';
 
-/** A response whose resources are pre-encoded entries; the gRPC serializer concatenates. */
-export class AssembledResponse {
-  constructor(
-    /** The response's own fields, encoded (sotwHead, deltaHead). */
-    readonly head: Buffer,
-    /** Complete `resources` field entries (tag, length, message), each one or more buffers. */
-    readonly entries: readonly (Buffer | readonly Buffer[])[],
-  ) {}
-}
-
 /** version = 1, type_url = 4, nonce = 5 (in both responses); an empty one left out, as proto3 does. */
 function commonHead(version: string, typeUrl: string, nonce: string): [number, string][] {
   const fields: [number, string][] = [
@@ -186,13 +176,11 @@ export function deltaPartEntries(part: {
 }
 
 /**
- * An assembled response as grpc-js's server reads a serialized message: its
- * byteLength, and copy() into the frame grpc-js allocates for it (5 bytes of
- * gRPC header, then the message: BaseServerInterceptingCall.serializeMessage).
- * The parts go straight into that frame, with no contiguous copy of the message
- * first: that copy was every byte sent once more (~700 MB in a connect storm of
- * 1,000 proxies on a 1,000-service mesh). Whatever would read it as a Buffer
- * otherwise fails at once (test/xds/wire.test.ts runs grpc-js's own framing).
+ * An assembled response, as the gRPC transport frames it (grpc-http2.ts): its
+ * byteLength, and copy() into the frame allocated for it (5 bytes of gRPC
+ * header, then the message). The parts go straight into that frame, with no
+ * contiguous copy of the message first: that copy was every byte sent once
+ * more (~700 MB in a connect storm of 1,000 proxies on a 1,000-service mesh).
  */
 export class SerializedParts {
   readonly byteLength: number;
@@ -236,12 +224,4 @@ export class SerializedParts {
   toBuffer(): Buffer {
     return Buffer.concat(this.parts as Buffer[], this.byteLength);
   }
-}
-
-/** Wraps a response serializer so that it also takes assembled responses (see SerializedParts). */
-export function assemblingSerializer(serialize: (value: unknown) => Buffer): (value: unknown) => Buffer {
-  return (value) => {
-    if (!(value instanceof AssembledResponse)) return serialize(value);
-    return new SerializedParts(value.head, value.entries) as unknown as Buffer;
-  };
 }

@@ -10,9 +10,8 @@ import {
   loadAdsPackageDefinition,
 } from '../../envoy-protos';
 import { CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE } from '../../src/xds';
+import { frameMessage } from '../../src/xds/grpc-http2';
 import {
-  AssembledResponse,
-  assemblingSerializer,
   deltaEntry,
   deltaHead,
   deltaPartEntries,
@@ -22,15 +21,11 @@ import {
 } from '../../src/xds/wire';
 
 /**
- * grpc-js's own framing of a serialized response (the server's
- * serializeMessage, run as is): the message after its 5-byte gRPC header.
+ * The transport's framing of an assembled response (what the ADS server
+ * writes): checks the 5-byte gRPC header, returns the message after it.
  */
-const { BaseServerInterceptingCall } = require('@grpc/grpc-js/build/src/server-interceptors') as {
-  BaseServerInterceptingCall: { prototype: { serializeMessage(value: unknown): Buffer } };
-};
-function framed(serialize: (value: unknown) => Buffer, value: unknown): Buffer {
-  const out = BaseServerInterceptingCall.prototype.serializeMessage.call({ handler: { serialize } }, value);
-  assert.ok(Buffer.isBuffer(out));
+function framed(head: Buffer, entries: readonly (Buffer | readonly Buffer[])[]): Buffer {
+  const out = frameMessage(new SerializedParts(head, entries));
   assert.equal(out[0], 0, 'not compressed');
   assert.equal(out.readUInt32BE(1), out.length - 5, 'length prefix');
   return out.subarray(5);
@@ -62,11 +57,8 @@ describe('xds: assembled responses', () => {
       })),
     });
     const assembled = framed(
-      assemblingSerializer(m.responseSerialize),
-      new AssembledResponse(
-        deltaHead(head.system_version_info, head.type_url, head.nonce, head.removed_resources),
-        clusters.map(deltaEntry),
-      ),
+      deltaHead(head.system_version_info, head.type_url, head.nonce, head.removed_resources),
+      clusters.map(deltaEntry),
     );
     assert.equal(assembled.length, regular.length);
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
@@ -81,12 +73,7 @@ describe('xds: assembled responses', () => {
     const whole = deltaPartEntries(part)!;
     assert.ok(whole.equals(Buffer.concat(clusters.map((r) => deltaEntry(r) as Buffer))));
     assert.equal(deltaPartEntries(part), whole, 'made once per part');
-    const viaPart = m.responseDeserialize(
-      framed(
-        assemblingSerializer(m.responseSerialize),
-        new AssembledResponse(deltaHead('v1', CLUSTER_TYPE, '8', []), [whole]),
-      ),
-    );
+    const viaPart = m.responseDeserialize(framed(deltaHead('v1', CLUSTER_TYPE, '8', []), [whole]));
     assert.deepEqual(
       viaPart.resources.map((r: { name: string; version: string }) => [r.name, r.version]),
       clusters.map((r) => [r.name, r.version]),
@@ -96,10 +83,7 @@ describe('xds: assembled responses', () => {
   it('an assembled response reaches the gRPC frame without a contiguous copy of its own', () => {
     const head = deltaHead('v', CLUSTER_TYPE, '1', []);
     const entries = clusters.map(deltaEntry);
-    const out = assemblingSerializer(svc.DeltaAggregatedResources.responseSerialize)(
-      new AssembledResponse(head, entries),
-    ) as unknown as SerializedParts;
-    assert.ok(out instanceof SerializedParts);
+    const out = new SerializedParts(head, entries);
     // The very buffers of the shared entries, not copies of them.
     assert.deepEqual(out.parts, [head, ...entries.flat()]);
     assert.ok(out.parts.every((p, i) => p === [head, ...entries.flat()][i]));
@@ -109,6 +93,10 @@ describe('xds: assembled responses', () => {
     assert.equal(out.copy(target, 1), out.byteLength);
     assert.deepEqual(target.subarray(1, -1), out.toBuffer());
     assert.deepEqual([target[0], target.at(-1)], [0xff, 0xff]);
+    // The gRPC frame: flag, length, then the parts in order.
+    const frame = frameMessage(out);
+    assert.deepEqual([frame[0], frame.readUInt32BE(1)], [0, out.byteLength]);
+    assert.deepEqual(frame.subarray(5), out.toBuffer());
   });
 
   it('SotW: header plus per-resource Anys is the DiscoveryResponse the regular serializer writes', () => {
@@ -118,10 +106,7 @@ describe('xds: assembled responses', () => {
       ...head,
       resources: clusters.map((r) => ({ type_url: CLUSTER_TYPE, value: r.value })),
     });
-    const assembled = framed(
-      assemblingSerializer(m.responseSerialize),
-      new AssembledResponse(sotwHead(head.version_info, head.type_url, head.nonce), clusters.map(sotwEntry)),
-    );
+    const assembled = framed(sotwHead(head.version_info, head.type_url, head.nonce), clusters.map(sotwEntry));
     assert.equal(assembled.length, regular.length);
     assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
   });
@@ -147,10 +132,7 @@ describe('xds: assembled responses', () => {
       // The base's 400-odd bytes are the same buffer in both entries, not copies.
       for (const e of entries) assert.ok(Array.isArray(e) && e.includes(base.value));
       const regular = m.responseSerialize({ ...head, resources });
-      const assembled = framed(
-        assemblingSerializer(m.responseSerialize),
-        new AssembledResponse(encodedHead, entries),
-      );
+      const assembled = framed(encodedHead, entries);
       assert.equal(assembled.length, regular.length);
       assert.deepEqual(m.responseDeserialize(assembled), m.responseDeserialize(regular));
     };
