@@ -13,7 +13,7 @@ import {
   encodeResource,
 } from '../envoy-protos';
 import type { Logger } from './log';
-import { eventLoopLoad } from './loop-load';
+import { processCpuLoad } from './loop-load';
 import { type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
 import { unifiedDiff } from './registry/versions';
@@ -54,16 +54,17 @@ export interface SnapshotBuilderOptions {
   /** ...but never longer than this after the first one (default 100 ms). */
   readonly maxDelayMs?: number;
   /**
-   * Under churn the window grows beyond maxDelayMs while the server's event loop is busier
-   * than this share of the time (default 0.6), up to churnMaxDelayMs (default 300 ms), and
-   * shrinks back as the load falls: each proxy then gets fewer, larger pushes. (At 1,000
-   * proxies and 50 changes a second: 0.73 instead of 1.04 cores, per-change p99 unchanged.)
+   * Under churn the window grows beyond maxDelayMs while the server uses more CPU than this
+   * (in cores, default 0.55), up to churnMaxDelayMs (default 300 ms), and shrinks back as the
+   * load falls: each proxy then gets fewer, larger pushes. (At 1,000 proxies and 50 changes a
+   * second: 0.73 instead of 1.04 cores, per-change p99 unchanged.) CPU, not the event loop's
+   * busy share: that also counts the loop blocked in the store's fsync, which costs nothing.
    */
   readonly churnLoadTarget?: number;
   readonly churnMaxDelayMs?: number;
   /**
-   * The share of the time the event loop was busy since the previous call (default: from
-   * performance.eventLoopUtilization). Tests give their own.
+   * The CPU the process used since the previous call, in cores (default: processCpuLoad, from
+   * process.cpuUsage). Tests give their own.
    */
   readonly loadSinceLastCall?: () => number;
   /** Told every change of the store's change feed, as it is seen. */
@@ -129,7 +130,7 @@ export class SnapshotBuilder {
   constructor(private readonly o: SnapshotBuilderOptions) {
     this.translator = new MeshTranslator(buildMeshSnapshot(0, []));
     this.churnDelayMs = o.maxDelayMs ?? 100;
-    this.loadSinceLastCall = o.loadSinceLastCall ?? eventLoopLoad();
+    this.loadSinceLastCall = o.loadSinceLastCall ?? processCpuLoad();
   }
 
   /** Loads the current state and follows the store's change feed. */
@@ -416,8 +417,8 @@ export class SnapshotBuilder {
 
   /**
    * A build under churn costs a push to every proxy it touches, whatever the number of changes
-   * it gathers: when the loop was busier than the target, the next window is longer, and shorter
-   * when it was idler; never below maxDelayMs. The load of one window is noisy (a build's pushes
+   * it gathers: when the server used more CPU than the target, the next window is longer, and
+   * shorter when it used less; never below maxDelayMs. The load of one window is noisy (a build's pushes
    * and ACKs fall in it or in the next, a collection may run): the window follows an average over
    * the last second or two, by at most a tenth per build, so that it settles where the load meets
    * the target rather than swinging around it. A change waits at most one window, so the swings
@@ -433,7 +434,7 @@ export class SnapshotBuilder {
     }
     this.pendingChurn = false;
     this.churnLoad = this.churnLoad === undefined ? load : this.churnLoad * 0.8 + load * 0.2;
-    const target = this.o.churnLoadTarget ?? 0.6;
+    const target = this.o.churnLoadTarget ?? 0.55;
     const factor = Math.min(1.1, Math.max(0.9, this.churnLoad / target));
     this.churnDelayMs = Math.round(
       Math.min(this.o.churnMaxDelayMs ?? 300, Math.max(floor, this.churnDelayMs * factor)),

@@ -216,7 +216,7 @@ describe('snapshot builder: the churn window follows the load', () => {
     return (await store.apply(v.value)).revision;
   }
 
-  it('grows while the loop is busier than the target, up to its cap, and shrinks back as the load falls', async () => {
+  it('grows while the server uses more CPU than the target, up to its cap, and shrinks back as the load falls', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshplane-builder-churn-'));
     const store = createSqliteStore({ dataDir: dir });
     let load = 0.9;
