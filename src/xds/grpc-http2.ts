@@ -103,7 +103,7 @@ export class ServerStreamCall extends EventEmitter {
 
   /** Sends one message (dropped when the call has ended). */
   write(message: OutgoingMessage | Buffer): void {
-    if (this.finished || this.stream.destroyed) return;
+    if (this.finished || this.stream.destroyed || this.stream.closed) return;
     const framed = frameMessage(message);
     this.sendHeaders();
     this.stream.write(framed);
@@ -227,6 +227,10 @@ export class GrpcHttp2Server {
       settings: { enablePush: false },
     });
     this.server.on('connection', (socket: net.Socket) => socket.setNoDelay(true));
+    // After listen(): an accept that failed (out of file descriptors) is logged, and the server goes on.
+    this.server.on('error', (err) => {
+      if (this.server.listening) this.log.error({ err: err.message }, 'xDS listener error');
+    });
     this.server.on('session', (session) => this.session(session));
     this.server.on('stream', (stream, headers) => this.stream(stream, headers));
   }
