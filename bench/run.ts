@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Envoy, findEnvoy } from './lib/envoy';
-import { closeHttpAgent } from './lib/http';
+import { closeHttpAgent, resentOnClosedConnection } from './lib/http';
 import {
   CDS,
   type Change,
@@ -836,6 +836,7 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
     const waitBefore = await buildWaitBuckets(f.s);
     const mark = f.s.sampler!.mark();
     const tcpBefore = tcpExt(TCP_STALL_COUNTERS);
+    const resentBefore = resentOnClosedConnection.count;
     const results: WatchResult[] = [];
     const apiMs: number[] = [];
     const pending: Promise<void>[] = [];
@@ -940,6 +941,8 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
         apiErrorSamples,
         harnessErrors,
         apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
+        // Changes sent again because the API server had closed their idle keep-alive connection.
+        resentOnClosedConnection: resentOnClosedConnection.count - resentBefore,
         perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
         // Machine-wide TCP stall counters over the churn (a zero window or a retransmission timeout
         // on loopback would show here when a change takes seconds to reach a proxy).
@@ -1355,7 +1358,8 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
         `S3: ${extra.launched} changes at ${extra.achievedRatePerSecond}/s; per change all-ACKed p50 ${fmt(pc?.p50)} ` +
           `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[0]?.serverCpuCores, 2)} cores avg; ` +
           `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)` +
-          (bw ? `; ${bw.builds} builds, window p50/p90/p99 <= ${bw.p50}/${bw.p90}/${bw.p99} ms` : ''),
+          (bw ? `; ${bw.builds} builds, window p50/p90/p99 <= ${bw.p50}/${bw.p90}/${bw.p99} ms` : '') +
+          `; changes sent again on a new connection (the server had closed the idle one): ${extra.resentOnClosedConnection ?? 0}`,
       );
       const stalls = Object.entries((extra.tcpStalls ?? {}) as Record<string, number>).filter(
         ([, v]) => v > 0,

@@ -15,17 +15,37 @@ export interface HttpResponse {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const writeAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-export function httpRequest(
-  url: string,
-  o: {
-    method?: string;
-    headers?: Record<string, string>;
-    body?: string;
-    timeoutMs?: number;
-    keepAlive?: boolean;
-  } = {},
-): Promise<HttpResponse> {
+interface RequestOptions {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+  keepAlive?: boolean;
+}
+
+/**
+ * Requests sent again because the server had closed the idle keep-alive connection they went out
+ * on (ECONNRESET on a reused socket, before any answer): the race every keep-alive client has with
+ * the server's idle timeout. Node's documented remedy is to send such a request again; the server
+ * never read it. Counted, so that a run shows how often it happened.
+ */
+export const resentOnClosedConnection = { count: 0 };
+
+export async function httpRequest(url: string, o: RequestOptions = {}): Promise<HttpResponse> {
+  try {
+    return await requestOnce(url, o);
+  } catch (err) {
+    if (!(err instanceof ClosedIdleConnection)) throw err;
+    resentOnClosedConnection.count++;
+    return requestOnce(url, o);
+  }
+}
+
+class ClosedIdleConnection extends Error {}
+
+function requestOnce(url: string, o: RequestOptions): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = http.request(
       url,
       {
@@ -35,6 +55,7 @@ export function httpRequest(
         timeout: o.timeoutMs ?? 30_000,
       },
       (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () =>
@@ -44,7 +65,11 @@ export function httpRequest(
       },
     );
     req.on('timeout', () => req.destroy(new Error(`timeout: ${o.method ?? 'GET'} ${url}`)));
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (!answered && req.reusedSocket && err.code === 'ECONNRESET')
+        reject(new ClosedIdleConnection(err.message));
+      else reject(err);
+    });
     if (o.body !== undefined) req.write(o.body);
     req.end();
   });
