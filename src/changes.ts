@@ -147,16 +147,16 @@ export class ChangeTracker {
     }
   }
 
-  /** A proxy has ACKed everything it was sent. */
-  proxySynced(nodeId: string): void {
+  /** A proxy has ACKed everything it was sent; `at`: when its last ACK arrived (default: now). */
+  proxySynced(nodeId: string, at?: number): void {
     const list = this.pendingByProxy.get(nodeId);
     if (!list) return;
     this.pendingByProxy.delete(nodeId);
-    const now = this.now();
+    const now = at ?? this.now();
     const observe = this.o.onConverged;
     for (const [results, slot] of list) {
       if (results.settle(slot, ACKED, now) && observe)
-        for (const at of results.changedAt) observe((now - at) / 1000);
+        for (const at of results.changedAt) observe(Math.max(0, now - at) / 1000);
     }
   }
 

@@ -193,10 +193,10 @@ export async function startControlPlane(c: ControlPlaneConfig): Promise<ControlP
     if (t) t.n++;
     if (latencyMs !== undefined) pushLatencyOf.get(typeUrl)?.(latencyMs / 1000);
   });
-  ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl) => {
+  ads.on('ack', (p: ProxyStatus, typeUrl: TypeUrl, _version: string, at: number) => {
     const t = acksOf.get(typeUrl);
     if (t) t.n++;
-    if (proxySyncState(p) === 'SYNCED') changes.proxySynced(p.nodeId);
+    if (proxySyncState(p) === 'SYNCED') changes.proxySynced(p.nodeId, at);
   });
   ads.on('nack', (p: ProxyStatus, typeUrl: TypeUrl, nack: NackRecord) => {
     m.nacks.inc({ type: SHORT_NAMES[typeUrl] });

@@ -42,6 +42,17 @@ describe('change tracker', () => {
     assert.deepEqual(converged, [0.04, 0.05]);
   });
 
+  it('counts an ACK from when it arrived, not from when the server got round to it', () => {
+    const t = tracker();
+    t.recorded(ev(1));
+    t.built(1, ['a']);
+    const arrived = now + 30;
+    now += 55; // handled later, in the stream's turn
+    t.proxySynced('a', arrived);
+    assert.deepEqual(t.toJson(t.get(1)!).proxies, [{ nodeId: 'a', state: 'acked', ms: 30 }]);
+    assert.deepEqual(converged, [0.03]);
+  });
+
   it('gives every change of one build the same proxies, and an ACK settles all of them', () => {
     const t = tracker();
     t.recorded(ev(1));

@@ -62,7 +62,7 @@ const ACCEPT_BACKLOG = 4_096;
 
 /**
  * Events: 'connect' (status: ProxyStatus), 'disconnect' (status), 'ack'
- * (status, typeUrl, version), 'nack' (status, typeUrl, NackRecord), 'push'
+ * (status, typeUrl, version, when the ACK arrived: ms since the epoch), 'nack' (status, typeUrl, NackRecord), 'push'
  * (status, typeUrl, SentRecord).
  */
 export class AdsServer extends EventEmitter {

@@ -248,6 +248,10 @@ export abstract class AdsStream {
   private readonly closeHandlers: (() => void)[] = [];
   /** Requests received and not yet handled (they are handled in the stream's turn). */
   private readonly inbox: (DiscoveryRequest__Output | DeltaDiscoveryRequest__Output)[] = [];
+  /** When each request of the inbox arrived (ms since the epoch): an ACK counts from then, not from its turn. */
+  private readonly inboxAt: number[] = [];
+  /** When the request being handled arrived. */
+  private requestAt = 0;
   /** The cache changed: a push may be due at the stream's next turn. */
   private pumpDue = false;
 
@@ -261,6 +265,7 @@ export abstract class AdsStream {
     call.on('data', (req: DiscoveryRequest__Output | DeltaDiscoveryRequest__Output) => {
       if (this.closed) return;
       this.inbox.push(req);
+      this.inboxAt.push(Date.now());
       this.ctx.schedule(this);
     });
     call.on('end', () => this.close());
@@ -324,9 +329,11 @@ export abstract class AdsStream {
   /** The stream's turn: handle the requests received, then push what is due. */
   run(): void {
     const requests = this.inbox.splice(0);
-    for (const req of requests) {
+    const arrivals = this.inboxAt.splice(0);
+    for (let i = 0; i < requests.length; i++) {
       if (this.closed) return;
-      this.receive(req);
+      this.requestAt = arrivals[i];
+      this.receive(requests[i]);
     }
     if (this.pumpDue || requests.length > 0) {
       this.pumpDue = false;
@@ -515,9 +522,9 @@ export abstract class AdsStream {
     st.outstanding = undefined;
     st.consecutiveNacks = 0;
     st.nackBackoffUntil = 0;
-    st.status.lastAcked = { version, nonce, at: new Date() };
+    st.status.lastAcked = { version, nonce, at: new Date(this.requestAt) };
     st.status.acks++;
-    this.ctx.emit('ack', this.proxyStatus, st.typeUrl, version);
+    this.ctx.emit('ack', this.proxyStatus, st.typeUrl, version, this.requestAt);
   }
 
   protected recordNack(
