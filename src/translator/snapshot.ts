@@ -34,21 +34,33 @@ function push<T>(m: Map<string, T[]>, key: string, v: T): void {
 
 const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
-/** Indexes the objects of one revision. */
+/** A map of lists with each list in name order, and the keys in the order of their lists' first names. */
+function sortedGroups<T extends { name: string }>(m: Map<string, T[]>): Map<string, T[]> {
+  for (const list of m.values()) if (list.length > 1) list.sort(byName);
+  return new Map([...m].sort((x, y) => byName(x[1][0], y[1][0])));
+}
+
+/**
+ * Indexes the objects of one revision. Every list is in name order, and so are the keys of every
+ * map (services by name; the per-service maps by the first name of their lists): the same order
+ * whatever the order of `objects`. Sorted per kind and per list, not all objects at once (a mesh
+ * of 1,000 services has 6,000 objects, and this runs on every build).
+ */
 export function buildMeshSnapshot(revision: number, objects: readonly MeshObject[]): MeshSnapshot {
-  let mesh = defaultMesh();
-  const services = new Map<string, Service>();
+  let mesh: Mesh | undefined;
+  const serviceList: Service[] = [];
   const instances = new Map<string, Instance[]>();
   const routes = new Map<string, TrafficRoute[]>();
   const policies = new Map<string, DestinationPolicy[]>();
   const authz = new Map<string, AuthorizationPolicy[]>();
-  for (const o of [...objects].sort(byName)) {
+  for (const o of objects) {
     switch (o.kind) {
       case 'Mesh':
-        mesh = o;
+        // The last by name, as when every object is taken in name order.
+        if (!mesh || byName(o, mesh) >= 0) mesh = o;
         break;
       case 'Service':
-        services.set(o.name, o);
+        serviceList.push(o);
         break;
       case 'Instance':
         push(instances, o.spec.service, o);
@@ -64,18 +76,20 @@ export function buildMeshSnapshot(revision: number, objects: readonly MeshObject
         break;
     }
   }
+  serviceList.sort(byName);
+  const services = new Map<string, Service>();
+  for (const svc of serviceList) services.set(svc.name, svc);
   return {
     revision,
-    mesh,
+    mesh: mesh ?? defaultMesh(),
     services,
-    instancesByService: instances,
-    routesByService: routes,
-    policiesByService: policies,
-    authorizationByService: authz,
+    instancesByService: sortedGroups(instances),
+    routesByService: sortedGroups(routes),
+    policiesByService: sortedGroups(policies),
+    authorizationByService: sortedGroups(authz),
     objects,
   };
 }
-
 /** Who a proxy is, from its bootstrap's node metadata (ARCHITECTURE.md, the sidecar model). */
 export interface ProxyIdentity {
   readonly nodeId: string;

@@ -576,7 +576,7 @@ export abstract class AdsStream {
 
   /** True while listeners or routes still have a push to make or to see ACKed. */
   protected routingPending(): boolean {
-    for (const t of [LISTENER_TYPE, ROUTE_TYPE] as const) {
+    for (const t of ROUTING_TYPES) {
       const st = this.types.get(t);
       if (st?.subscribed && (st.dirty || st.outstanding)) return true;
     }
@@ -640,7 +640,7 @@ export abstract class AdsStream {
 
   private oldestWarmWait(): number | undefined {
     const eds = this.types.get(ENDPOINT_TYPE);
-    if (!eds) return undefined;
+    if (!eds || eds.awaitingWarm.size === 0) return undefined;
     this.warmed(eds, []);
     let oldest: number | undefined;
     for (const since of eds.awaitingWarm.values()) {
@@ -1096,6 +1096,7 @@ export class DeltaStream extends AdsStream {
 }
 
 const EMPTY_NAMES: readonly string[] = [];
+const ROUTING_TYPES = [LISTENER_TYPE, ROUTE_TYPE] as const;
 
 /** The largest shared part of `all` when `send` holds every resource of it, else undefined. */
 function wholePart(all: ResourceSet, send: readonly EncodedResource[]): SharedBase | undefined {
