@@ -94,7 +94,7 @@ const USAGE = `usage: npm run bench -- [flags]     (node dist/bench/run.js [flag
   --insecure-xds          proxies connect without bootstrap tokens (default: a token per service)
   --server-log-level L    the server's --log-level (default info)
   --budget-minutes N      time budget: S1 repetitions are cut, S3 shortened and S5 skipped when they
-                          would not fit (default 15)`;
+                          would not fit (default 25)`;
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
@@ -115,7 +115,7 @@ function parseArgs(argv: string[]): Options {
     serverCpuProf: false,
     insecureXds: false,
     logLevel: 'info',
-    budgetMinutes: 15,
+    budgetMinutes: 25,
     address: '127.0.0.200',
     httpPort: 8080,
     xdsPort: 18000,
@@ -828,157 +828,163 @@ async function runS3(ctx: Ctx, f: Fleet, note?: string): Promise<void> {
   const o = ctx.o;
   const r = newResult('S3', { ratePerSecond: o.churnRate, seconds: o.churnSeconds, proxies: o.proxies });
   if (note) r.notes.push(note);
-  await f.s.waitQuiet(60_000);
   const lg = f.s.loadgen!;
-  log(`S3: ${o.churnRate} instance changes/s for ${o.churnSeconds} s`);
-  const m = await profiled(ctx, f.s, r, 'S3', async () => {
-    const before = await lg.stats();
-    const waitBefore = await buildWaitBuckets(f.s);
-    const mark = f.s.sampler!.mark();
-    const tcpBefore = tcpExt(TCP_STALL_COUNTERS);
-    const resentBefore = resentOnClosedConnection.count;
-    const results: WatchResult[] = [];
-    const apiMs: number[] = [];
-    const pending: Promise<void>[] = [];
-    const start = Date.now();
-    const end = start + o.churnSeconds * 1000;
-    const interval = 1000 / o.churnRate;
-    const maxInflight = 2000;
-    let launched = 0;
-    let inflight = 0;
-    let skipped = 0;
-    let apiErrors = 0;
-    let harnessErrors = 0;
-    const apiErrorSamples: string[] = [];
-    /** Each change: when it was made and the cluster whose endpoints it changes. */
-    const made = new Map<number, { at: number; resource: string; what: string }>();
-    while (Date.now() < end && !f.s.abortReason) {
-      const due = Math.floor((Date.now() - start) / interval) + 1;
-      while (launched + skipped < due) {
-        if (inflight >= maxInflight) {
-          skipped++;
-          continue;
-        }
-        launched++;
-        inflight++;
-        const id = ++ctx.changeCounter;
-        const c = instanceChange(f.shape, ctx.changeNumbers.next(), o.proxies);
-        made.set(id, { at: Date.now(), resource: c.resource ?? '', what: c.what });
-        pending.push(
-          lg
-            .change(
-              {
-                id,
-                tag: 'S3',
-                typeUrl: c.typeUrl,
-                marker: c.marker,
-                resource: c.resource,
-                expect: 1,
-                timeoutMs: 30_000,
-              },
-              async () => {
-                try {
-                  const res = await f.s.api(c.method, c.path, c.body, 120_000);
-                  if (res.status >= 300) {
-                    apiErrors++;
+  for (let rep = 1; rep <= o.reps; rep++) {
+    const repStart = Date.now();
+    await f.s.waitQuiet(60_000);
+    log(`S3 rep ${rep}/${o.reps}: ${o.churnRate} instance changes/s for ${o.churnSeconds} s`);
+    const m = await profiled(ctx, f.s, r, rep === 1 ? 'S3' : `S3-rep${rep}`, async () => {
+      const before = await lg.stats();
+      const waitBefore = await buildWaitBuckets(f.s);
+      const mark = f.s.sampler!.mark();
+      const tcpBefore = tcpExt(TCP_STALL_COUNTERS);
+      const resentBefore = resentOnClosedConnection.count;
+      const results: WatchResult[] = [];
+      const apiMs: number[] = [];
+      const pending: Promise<void>[] = [];
+      const start = Date.now();
+      const end = start + o.churnSeconds * 1000;
+      const interval = 1000 / o.churnRate;
+      const maxInflight = 2000;
+      let launched = 0;
+      let inflight = 0;
+      let skipped = 0;
+      let apiErrors = 0;
+      let harnessErrors = 0;
+      const apiErrorSamples: string[] = [];
+      /** Each change: when it was made and the cluster whose endpoints it changes. */
+      const made = new Map<number, { at: number; resource: string; what: string }>();
+      while (Date.now() < end && !f.s.abortReason) {
+        const due = Math.floor((Date.now() - start) / interval) + 1;
+        while (launched + skipped < due) {
+          if (inflight >= maxInflight) {
+            skipped++;
+            continue;
+          }
+          launched++;
+          inflight++;
+          const id = ++ctx.changeCounter;
+          const c = instanceChange(f.shape, ctx.changeNumbers.next(), o.proxies);
+          made.set(id, { at: Date.now(), resource: c.resource ?? '', what: c.what });
+          pending.push(
+            lg
+              .change(
+                {
+                  id,
+                  tag: 'S3',
+                  typeUrl: c.typeUrl,
+                  marker: c.marker,
+                  resource: c.resource,
+                  expect: 1,
+                  timeoutMs: 30_000,
+                },
+                async () => {
+                  try {
+                    const res = await f.s.api(c.method, c.path, c.body, 120_000);
+                    if (res.status >= 300) {
+                      apiErrors++;
+                      if (apiErrorSamples.length < 5)
+                        apiErrorSamples.push(`HTTP ${res.status}: ${JSON.stringify(res.json).slice(0, 200)}`);
+                    } else if (unchangedApply(res)) {
+                      apiErrors++;
+                      if (apiErrorSamples.length < 5) apiErrorSamples.push(`applied as unchanged: ${c.what}`);
+                    }
+                    apiMs.push(res.ms);
+                  } catch (err) {
+                    apiErrors++; // may still have been applied: the watch decides
                     if (apiErrorSamples.length < 5)
-                      apiErrorSamples.push(`HTTP ${res.status}: ${JSON.stringify(res.json).slice(0, 200)}`);
-                  } else if (unchangedApply(res)) {
-                    apiErrors++;
-                    if (apiErrorSamples.length < 5) apiErrorSamples.push(`applied as unchanged: ${c.what}`);
+                      apiErrorSamples.push((err as Error).message.slice(0, 200));
                   }
-                  apiMs.push(res.ms);
-                } catch (err) {
-                  apiErrors++; // may still have been applied: the watch decides
-                  if (apiErrorSamples.length < 5) apiErrorSamples.push((err as Error).message.slice(0, 200));
-                }
-              },
-            )
-            .then(({ result }) => {
-              results.push(result);
-            })
-            .catch(() => {
-              harnessErrors++;
-            })
-            .finally(() => {
-              inflight--;
-            }),
-        );
+                },
+              )
+              .then(({ result }) => {
+                results.push(result);
+              })
+              .catch(() => {
+                harnessErrors++;
+              })
+              .finally(() => {
+                inflight--;
+              }),
+          );
+        }
+        await sleep(Math.max(1, Math.min(10, interval / 2)));
       }
-      await sleep(Math.max(1, Math.min(10, interval / 2)));
-    }
-    const churnWin = f.s.sampler!.window(mark);
-    const waitAfter = await buildWaitBuckets(f.s);
-    await Promise.all(pending);
-    const slowestChange = results.reduce<WatchResult | undefined>(
-      (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
-      undefined,
-    );
-    const win = f.s.sampler!.window(mark);
-    const after = await lg.stats();
-    const pooled = await lg.pooled('S3');
-    const fleet = results.map((x) => x.allAckedMs).filter((x): x is number => x !== null);
-    const rep: RepMetrics = {
-      convergence: pooled,
-      allAckedMs: round(percentile(fleet, 50), 1),
-      allAckedMaxMs: round(max(fleet), 1),
-      notConverged: results.filter((x) => x.allAckedMs === null).length,
-      serverCpuSeconds: round(churnWin.cpuSeconds, 1) ?? 0,
-      serverMainThreadCpuSeconds: round(churnWin.mainThreadCpuSeconds, 1) ?? 0,
-      serverCpuCores: round(churnWin.cpuCores, 2) ?? 0,
-      peakRssMb: Math.round(win.peakRssMb),
-      steadyRssMb: Math.round(win.steadyRssMb),
-      mbReceived: round((after.bytesReceived - before.bytesReceived) / 1048576, 1) ?? 0,
-      responses: after.responses - before.responses,
-      nacks: 0,
-      loadgenCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 1) ?? 0,
-      loadgenMaxLoopDelayMs: after.maxLoopDelayMs,
-      extra: {
-        launched,
-        skippedBecauseTooManyInFlight: skipped,
-        achievedRatePerSecond: round(launched / o.churnSeconds, 1),
-        apiErrors,
-        apiErrorSamples,
-        harnessErrors,
-        apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
-        // Changes sent again because the API server had closed their idle keep-alive connection.
-        resentOnClosedConnection: resentOnClosedConnection.count - resentBefore,
-        perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
-        // Machine-wide TCP stall counters over the churn (a zero window or a retransmission timeout
-        // on loopback would show here when a change takes seconds to reach a proxy).
-        tcpStalls: Object.fromEntries(
-          Object.entries(tcpExt(TCP_STALL_COUNTERS)).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)]),
-        ),
-        // The slowest change's late proxies (over 1 s; which, and how long their stream was silent before).
-        slowestChange,
-        // When the slowest took seconds: the next change of the same cluster, and when it was made
-        // after it. A change that reached the proxies only with that one was not pushed on its own.
-        slowestChangeNextOfSameCluster: nextOfSameCluster(made, slowestChange),
-        rss: {
-          startMb: Math.round(churnWin.startRssMb),
-          endOfChurnMb: Math.round(churnWin.endRssMb),
-          driftMb: Math.round(churnWin.endRssMb - churnWin.startRssMb),
-          slopeMbPerMin: round(churnWin.rssSlopeMbPerMin, 1),
+      const churnWin = f.s.sampler!.window(mark);
+      const waitAfter = await buildWaitBuckets(f.s);
+      await Promise.all(pending);
+      const slowestChange = results.reduce<WatchResult | undefined>(
+        (a, x) => ((x.allAckedMs ?? 0) > (a?.allAckedMs ?? -1) ? x : a),
+        undefined,
+      );
+      const win = f.s.sampler!.window(mark);
+      const after = await lg.stats();
+      const pooled = await lg.pooled('S3');
+      const fleet = results.map((x) => x.allAckedMs).filter((x): x is number => x !== null);
+      const rep: RepMetrics = {
+        convergence: pooled,
+        allAckedMs: round(percentile(fleet, 50), 1),
+        allAckedMaxMs: round(max(fleet), 1),
+        notConverged: results.filter((x) => x.allAckedMs === null).length,
+        serverCpuSeconds: round(churnWin.cpuSeconds, 1) ?? 0,
+        serverMainThreadCpuSeconds: round(churnWin.mainThreadCpuSeconds, 1) ?? 0,
+        serverCpuCores: round(churnWin.cpuCores, 2) ?? 0,
+        peakRssMb: Math.round(win.peakRssMb),
+        steadyRssMb: Math.round(win.steadyRssMb),
+        mbReceived: round((after.bytesReceived - before.bytesReceived) / 1048576, 1) ?? 0,
+        responses: after.responses - before.responses,
+        nacks: 0,
+        loadgenCpuSeconds: round(after.cpuSeconds - before.cpuSeconds, 1) ?? 0,
+        loadgenMaxLoopDelayMs: after.maxLoopDelayMs,
+        extra: {
+          launched,
+          skippedBecauseTooManyInFlight: skipped,
+          achievedRatePerSecond: round(launched / o.churnSeconds, 1),
+          apiErrors,
+          apiErrorSamples,
+          harnessErrors,
+          apiMs: { p50: percentile(apiMs, 50), p99: percentile(apiMs, 99), max: max(apiMs) },
+          // Changes sent again because the API server had closed their idle keep-alive connection.
+          resentOnClosedConnection: resentOnClosedConnection.count - resentBefore,
+          perChangeAllAckedMs: { p50: percentile(fleet, 50), p99: percentile(fleet, 99), max: max(fleet) },
+          // Machine-wide TCP stall counters over the churn (a zero window or a retransmission timeout
+          // on loopback would show here when a change takes seconds to reach a proxy).
+          tcpStalls: Object.fromEntries(
+            Object.entries(tcpExt(TCP_STALL_COUNTERS)).map(([k, v]) => [k, v - (tcpBefore[k] ?? 0)]),
+          ),
+          // The slowest change's late proxies (over 1 s; which, and how long their stream was silent before).
+          slowestChange,
+          // When the slowest took seconds: the next change of the same cluster, and when it was made
+          // after it. A change that reached the proxies only with that one was not pushed on its own.
+          slowestChangeNextOfSameCluster: nextOfSameCluster(made, slowestChange),
+          rss: {
+            startMb: Math.round(churnWin.startRssMb),
+            endOfChurnMb: Math.round(churnWin.endRssMb),
+            driftMb: Math.round(churnWin.endRssMb - churnWin.startRssMb),
+            slopeMbPerMin: round(churnWin.rssSlopeMbPerMin, 1),
+          },
+          mbPerSecond: round((after.bytesReceived - before.bytesReceived) / 1048576 / o.churnSeconds, 1),
+          // The coalescing windows of the builds during the churn (the server's meshplane_build_wait_seconds).
+          buildWaitMs: bucketPercentiles(waitBefore, waitAfter),
         },
-        mbPerSecond: round((after.bytesReceived - before.bytesReceived) / 1048576 / o.churnSeconds, 1),
-        // The coalescing windows of the builds during the churn (the server's meshplane_build_wait_seconds).
-        buildWaitMs: bucketPercentiles(waitBefore, waitAfter),
-      },
-    };
-    return rep;
-  });
-  m.nacks = sumNacks(await f.s.proxies());
-  r.reps.push(m);
+      };
+      return rep;
+    });
+    m.nacks = sumNacks(await f.s.proxies());
+    r.reps.push(m);
+    log(
+      `S3 rep ${rep}: ${m.extra.launched} changes (${m.extra.achievedRatePerSecond}/s); per change all-ACKed p50 ${m.allAckedMs} ms ` +
+        `p99 ${(m.extra.perChangeAllAckedMs as Dist).p99} ms; ${m.notConverged} not converged within 30 s; ` +
+        `server ${m.serverCpuCores} cores; RSS drift ${(m.extra.rss as { driftMb: number }).driftMb} MB`,
+    );
+    if (f.s.abortReason || !repeatWithinBudget(ctx, r, rep, repStart, 0.6)) break;
+  }
   finishResult(r, f.s);
-  log(
-    `S3: ${m.extra.launched} changes (${m.extra.achievedRatePerSecond}/s); per change all-ACKed p50 ${m.allAckedMs} ms ` +
-      `p99 ${(m.extra.perChangeAllAckedMs as Dist).p99} ms; ${m.notConverged} not converged within 30 s; ` +
-      `server ${m.serverCpuCores} cores; RSS drift ${(m.extra.rss as { driftMb: number }).driftMb} MB`,
-  );
   r.notes.push(
     'open-loop: changes are started on schedule whatever the earlier ones do (at most 2000 in flight, each API call on its own connection); ' +
       'convergence = per-proxy ACK latency pooled over all changes; all-ACKed = per-change time until the last ' +
-      'proxy ACKed, p50 (max); server CPU is over the churn window only; one run (no repetitions)',
+      'proxy ACKed, p50 (max); server CPU is over the churn window only; medians over the repetitions, each a churn ' +
+      'window of its own on the same fleet',
   );
   ctx.results.push(r);
 }
@@ -1179,7 +1185,9 @@ async function runS6(ctx: Ctx, f: Fleet): Promise<void> {
       return out;
     };
 
-    const changes = Array.from({ length: o.quick ? 5 : 10 }, () =>
+    // Repetitions: `o.reps` blocks of changes, one after the other; the Envoys' p99 is taken per block.
+    const perRep = o.quick ? 5 : 10;
+    const changes = Array.from({ length: perRep * o.reps }, () =>
       instanceChange(f.shape, ctx.changeNumbers.drawn(), o.proxies),
     );
     log(`S6: ${changes.length} instance changes`);
@@ -1213,6 +1221,14 @@ async function runS6(ctx: Ctx, f: Fleet): Promise<void> {
       }
     }
     const envoyChangeAcks = rows.flatMap((x) => x.instanceChangeAckMs).filter((x): x is number => x !== null);
+    const envoyP99PerRep = Array.from({ length: o.reps }, (_, k) =>
+      percentile(
+        rows
+          .flatMap((x) => x.instanceChangeAckMs.slice(k * perRep, (k + 1) * perRep))
+          .filter((x): x is number => x !== null),
+        99,
+      ),
+    );
     const envoyWide = rows.map((x) => x.meshWideCdsAckMs).filter((x): x is number => x !== null);
     m.nacks = rows.reduce((a, x) => a + x.nacks, 0);
     m.extra = {
@@ -1223,6 +1239,8 @@ async function runS6(ctx: Ctx, f: Fleet): Promise<void> {
         p50: percentile(envoyChangeAcks, 50),
         p99: percentile(envoyChangeAcks, 99),
         max: max(envoyChangeAcks),
+        p99PerRep: envoyP99PerRep,
+        p99MedianOfReps: median(envoyP99PerRep),
       },
       simulatedInstanceChangeAckMs: m.convergence,
       envoyMeshWideCdsAckMs: { p50: percentile(envoyWide, 50), max: max(envoyWide) },
@@ -1354,9 +1372,20 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
       const rss = extra.rss as Record<string, number> | undefined;
       const pc = extra.perChangeAllAckedMs as Dist | undefined;
       const bw = extra.buildWaitMs as ReturnType<typeof bucketPercentiles> | undefined;
+      if (r.reps.length > 1) {
+        const per = (f: (x: RepMetrics) => number | null | undefined) => r.reps.map((x) => fmt(f(x) ?? null));
+        const p99s = r.reps.map((x) => (x.extra.perChangeAllAckedMs as Dist).p99);
+        out.push(
+          `S3 over ${r.reps.length} reps: per change all-ACKed p99 ${per((x) => (x.extra.perChangeAllAckedMs as Dist).p99).join(' / ')} ms ` +
+            `(median ${fmt(median(p99s))}); per-proxy p99 ${per((x) => x.convergence.p99).join(' / ')} ms; ` +
+            `server cores ${r.reps.map((x) => fmt(x.serverCpuCores, 2)).join(' / ')}; ` +
+            `RSS slope MB/min ${r.reps.map((x) => (x.extra.rss as Record<string, number>).slopeMbPerMin).join(' / ')}; ` +
+            `NACKs ${r.reps.map((x) => x.nacks).join(' / ')}. The last in detail:`,
+        );
+      }
       out.push(
         `S3: ${extra.launched} changes at ${extra.achievedRatePerSecond}/s; per change all-ACKed p50 ${fmt(pc?.p50)} ` +
-          `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[0]?.serverCpuCores, 2)} cores avg; ` +
+          `p99 ${fmt(pc?.p99)} max ${fmt(pc?.max)} ms; server ${fmt(r.reps[r.reps.length - 1]?.serverCpuCores, 2)} cores avg; ` +
           `RSS ${rss?.startMb} -> ${rss?.endOfChurnMb} MB (slope ${rss?.slopeMbPerMin} MB/min)` +
           (bw ? `; ${bw.builds} builds, window p50/p90/p99 <= ${bw.p50}/${bw.p90}/${bw.p99} ms` : '') +
           `; changes sent again on a new connection (the server had closed the idle one): ${extra.resentOnClosedConnection ?? 0}`,
@@ -1383,6 +1412,8 @@ function report(ctx: Ctx, machine: Record<string, unknown>): string {
       const sw = extra.simulatedMeshWideCdsAckMs as Dist;
       out.push(
         `S6: instance change ACK p50/max: Envoys ${fmt(e.p50)}/${fmt(e.max)} ms, simulated ${fmt(sim.p50)}/${fmt(sim.max)} ms; ` +
+          `Envoy p99 per rep ${((e as Dist & { p99PerRep?: number[] }).p99PerRep ?? []).join(' / ')} ms ` +
+          `(median ${fmt((e as Dist & { p99MedianOfReps?: number | null }).p99MedianOfReps ?? null)}); ` +
           `mesh-wide CDS ACK p50/max: Envoys ${fmt(ew.p50)}/${fmt(ew.max)}, simulated ${fmt(sw.p50)}/${fmt(sw.max)}; ` +
           `Envoy NACKs ${r.reps[0].nacks}; Envoy ready ms ${JSON.stringify(extra.envoyReadyMs)}`,
       );
