@@ -6,6 +6,7 @@
 // as much CPU as the server it measures, on the same two cores.
 import http2 from 'node:http2';
 import net from 'node:net';
+import { frameMessage, type GrpcFrameError, GrpcMessageReader } from '../../src/xds/grpc-http2';
 
 /** How a stream ended: a gRPC status code (grpc.status numbering) and its message. */
 export interface StreamEnd {
@@ -15,7 +16,6 @@ export interface StreamEnd {
 
 const UNKNOWN = 2;
 const UNAVAILABLE = 14;
-const INTERNAL = 13;
 
 export interface StreamOptions {
   /** host:port */
@@ -33,9 +33,7 @@ export class GrpcStream {
   private readonly session: http2.ClientHttp2Session;
   private readonly req: http2.ClientHttp2Stream;
   private ended = false;
-  /** Bytes received and not yet made into messages. */
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly reader = new GrpcMessageReader();
 
   constructor(private readonly o: StreamOptions) {
     const i = o.address.lastIndexOf(':');
@@ -76,11 +74,7 @@ export class GrpcStream {
   /** Sends one message. */
   write(message: Buffer): void {
     if (this.ended) return;
-    const framed = Buffer.allocUnsafe(5 + message.length);
-    framed[0] = 0;
-    framed.writeUInt32BE(message.length, 1);
-    message.copy(framed, 5);
-    this.req.write(framed);
+    this.req.write(frameMessage(message));
   }
 
   /** Cancels the stream and closes the connection; onEnd is not called. */
@@ -105,32 +99,19 @@ export class GrpcStream {
     this.session.destroy();
   }
 
-  /** Splits the byte stream into messages: 1 byte compressed flag, 4 bytes length, the message. */
+  /** Hands each whole message on; a stream that cannot be read ends with its status. */
   private receive(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    while (!this.ended && this.buffered >= 5) {
-      let head = this.chunks[0];
-      if (head.length < 5) {
-        head = Buffer.concat(this.chunks);
-        this.chunks = [head];
-      }
-      const length = head.readUInt32BE(1);
-      if (head[0] !== 0) {
-        this.end({ code: INTERNAL, details: 'compressed message (no compression was offered)' });
+    this.reader.push(chunk);
+    while (!this.ended) {
+      let message: Buffer | undefined;
+      try {
+        message = this.reader.next();
+      } catch (err) {
+        const e = err as GrpcFrameError;
+        this.end({ code: e.code, details: e.message });
         return;
       }
-      if (this.buffered < 5 + length) return;
-      let whole = head;
-      if (head.length < 5 + length) {
-        whole = Buffer.concat(this.chunks, this.buffered);
-        this.chunks = [whole];
-      }
-      const message = whole.subarray(5, 5 + length);
-      const rest = whole.subarray(5 + length);
-      this.buffered -= 5 + length;
-      this.chunks[0] = rest;
-      if (rest.length === 0) this.chunks.shift();
+      if (message === undefined) return;
       this.o.onMessage(message);
     }
   }

@@ -39,14 +39,74 @@ export interface GrpcHttp2Options {
 const GRPC_CONTENT_TYPE = 'application/grpc';
 
 /** The 5-byte gRPC message header (uncompressed, big-endian length) and the message, in one buffer. */
-export function frameMessage(message: OutgoingMessage | Buffer): Buffer {
+export function frameMessage(message: OutgoingMessage): Buffer {
   const n = message.byteLength;
   const framed = Buffer.allocUnsafe(5 + n);
   framed[0] = 0;
   framed.writeUInt32BE(n, 1);
-  if (Buffer.isBuffer(message)) message.copy(framed, 5);
-  else message.copy(framed, 5);
+  message.copy(framed, 5);
   return framed;
+}
+
+/** A byte stream that cannot be read on: the gRPC status it ends with. */
+export class GrpcFrameError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Splits a gRPC byte stream (either direction) into messages: 1 byte compressed flag, 4 bytes
+ * length, the message. Identity encoding only.
+ */
+export class GrpcMessageReader {
+  /** Bytes received and not yet made into messages. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly maxMessageBytes = Number.POSITIVE_INFINITY) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /**
+   * The next whole message, or undefined until more bytes arrive. Throws GrpcFrameError on a
+   * compressed message, or one longer than maxMessageBytes (known from its header alone).
+   */
+  next(): Buffer | undefined {
+    if (this.buffered < 5) return undefined;
+    let head = this.chunks[0];
+    if (head.length < 5) {
+      head = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [head];
+    }
+    if (head[0] !== 0)
+      throw new GrpcFrameError(
+        status.INTERNAL,
+        'compressed message, but no compression was offered (identity only)',
+      );
+    const length = head.readUInt32BE(1);
+    if (length > this.maxMessageBytes)
+      throw new GrpcFrameError(
+        status.RESOURCE_EXHAUSTED,
+        `message of ${length} bytes is larger than the ${this.maxMessageBytes} accepted`,
+      );
+    if (this.buffered < 5 + length) return undefined;
+    let whole = head;
+    if (head.length < 5 + length) {
+      whole = Buffer.concat(this.chunks, this.buffered);
+      this.chunks = [whole];
+    }
+    this.buffered -= 5 + length;
+    if (whole.length === 5 + length) this.chunks.shift();
+    else this.chunks[0] = whole.subarray(5 + length);
+    return whole.subarray(5, 5 + length);
+  }
 }
 
 /**
@@ -59,17 +119,16 @@ export class ServerStreamCall extends EventEmitter {
   private headersSent = false;
   private finished = false;
   private trailers: http2.OutgoingHttpHeaders | undefined;
-  /** Bytes received and not yet made into messages. */
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly reader: GrpcMessageReader;
 
   constructor(
     private readonly stream: http2.ServerHttp2Stream,
     headers: http2.IncomingHttpHeaders,
     private readonly deserialize: (bytes: Buffer) => unknown,
-    private readonly maxReceiveMessageBytes: number,
+    maxReceiveMessageBytes: number,
   ) {
     super();
+    this.reader = new GrpcMessageReader(maxReceiveMessageBytes);
     this.metadata = Metadata.fromHttp2Headers(headers);
     stream.on('data', (chunk: Buffer) => this.receive(chunk));
     stream.on('end', () => {
@@ -102,7 +161,7 @@ export class ServerStreamCall extends EventEmitter {
   }
 
   /** Sends one message (dropped when the call has ended). */
-  write(message: OutgoingMessage | Buffer): void {
+  write(message: OutgoingMessage): void {
     if (this.finished || this.stream.destroyed || this.stream.closed) return;
     const framed = frameMessage(message);
     this.sendHeaders();
@@ -149,44 +208,19 @@ export class ServerStreamCall extends EventEmitter {
     }
   }
 
-  /** Splits the byte stream into messages: 1 byte compressed flag, 4 bytes length, the message. */
+  /** Hands each whole request on as 'data'; a stream that cannot be read ends with its status. */
   private receive(chunk: Buffer): void {
     if (this.finished) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    while (!this.finished && this.buffered >= 5) {
-      let head = this.chunks[0];
-      if (head.length < 5) {
-        head = Buffer.concat(this.chunks, this.buffered);
-        this.chunks = [head];
-      }
-      if (head[0] !== 0) {
-        this.fail(status.INTERNAL, 'compressed message, but no compression was offered (identity only)');
-        return;
-      }
-      const length = head.readUInt32BE(1);
-      if (length > this.maxReceiveMessageBytes) {
-        this.fail(
-          status.RESOURCE_EXHAUSTED,
-          `request of ${length} bytes is larger than the ${this.maxReceiveMessageBytes} accepted`,
-        );
-        return;
-      }
-      if (this.buffered < 5 + length) return;
-      let whole = head;
-      if (head.length < 5 + length) {
-        whole = Buffer.concat(this.chunks, this.buffered);
-        this.chunks = [whole];
-      }
-      const bytes = whole.subarray(5, 5 + length);
-      this.buffered -= 5 + length;
-      if (whole.length === 5 + length) this.chunks.shift();
-      else this.chunks[0] = whole.subarray(5 + length);
+    this.reader.push(chunk);
+    while (!this.finished) {
       let message: unknown;
       try {
+        const bytes = this.reader.next();
+        if (bytes === undefined) return;
         message = this.deserialize(bytes);
       } catch (err) {
-        this.fail(status.INTERNAL, `could not parse the request: ${(err as Error).message}`);
+        if (err instanceof GrpcFrameError) this.fail(err.code, err.message);
+        else this.fail(status.INTERNAL, `could not parse the request: ${(err as Error).message}`);
         return;
       }
       this.emit('data', message);

@@ -113,9 +113,10 @@ export class AdsServer extends EventEmitter {
 
   /**
    * Binds `host:port` (port 0 picks one) and returns the port. The listening
-   * socket has a deep accept queue (Node's default is 511): in a connect storm of thousands of sidecars, connections that arrive
-   * while the loop is busy wait in the queue instead of being dropped and
-   * retried by the client's TCP a second or more later.
+   * socket has a deep accept queue (Node's default is 511): in a connect storm
+   * of thousands of sidecars, connections that arrive while the loop is busy
+   * wait in the queue instead of being dropped and retried by the client's TCP
+   * a second or more later.
    */
   listen(address: string): Promise<number> {
     const at = address.lastIndexOf(':');
