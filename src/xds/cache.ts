@@ -30,6 +30,42 @@ export interface ResourceChange {
   readonly after?: EncodedResource;
 }
 export type TypeChanges = ReadonlyMap<string, ResourceChange>;
+
+/**
+ * A change of a proxy's set that is one shared list replaced by its successor: the same
+ * changes map for every proxy that held `from`, so what follows from it is worked out once.
+ */
+export interface SharedTransition {
+  readonly from: SharedBase;
+  readonly to: SharedBase;
+  /** Every change is a new version of a resource both lists hold: no name added or removed. */
+  readonly modifiesOnly: boolean;
+  /** The changed resources as `to` holds them, in the changes map's order (modifiesOnly only). */
+  readonly after: readonly EncodedResource[];
+  /** The versions `from` held of each of `after` (modifiesOnly only). */
+  readonly beforeVersions: readonly string[];
+}
+
+const transitions = new WeakMap<TypeChanges, SharedTransition>();
+
+/** The shared transition a changes map stands for, when it is one (see SharedTransition). */
+export function transitionOf(changes: TypeChanges): SharedTransition | undefined {
+  return transitions.get(changes);
+}
+
+/** Each shared list's Part, by its map (NameSet and VersionMap hold maps as their base). */
+const partOfMap = new WeakMap<ReadonlyMap<string, EncodedResource>, Part>();
+
+/**
+ * Whether `map` (a shared list's, as NameSet.coveredBase() returns it) has exactly the names of
+ * `part`: O(1), from the key-set identity a list passes on to a successor that only changes
+ * versions. False when unknown.
+ */
+export function sameNames(map: ReadonlyMap<string, unknown>, part: SharedBase): boolean {
+  if (map === part.map) return true;
+  const a = partOfMap.get(map as ReadonlyMap<string, EncodedResource>);
+  return a !== undefined && part instanceof Part && a.keySet() === part.keySet();
+}
 export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
 
 /** An indexed list (immutable once built). */
@@ -47,6 +83,15 @@ class Part implements SharedBase {
       if (this.map.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
       this.map.set(r.name, r);
     }
+    partOfMap.set(this.map, this);
+  }
+
+  /** The identity of this list's set of names: shared with a predecessor or successor of the same names. */
+  private keys?: object;
+
+  keySet(): object {
+    this.keys ??= {};
+    return this.keys;
   }
 
   private summed?: EntryHash;
@@ -64,8 +109,26 @@ class Part implements SharedBase {
   changes(to: Part): ReadonlyMap<string, ResourceChange> {
     if (this.changesTo?.to === to) return this.changesTo.changes;
     const changes = new Map<string, ResourceChange>();
-    for (const n of this.namesChangedTo(to))
-      changes.set(n, { before: this.map.get(n), after: to.map.get(n) });
+    const after: EncodedResource[] = [];
+    const beforeVersions: string[] = [];
+    let modifiesOnly = true;
+    for (const n of this.namesChangedTo(to)) {
+      const c = { before: this.map.get(n), after: to.map.get(n) };
+      changes.set(n, c);
+      if (c.before && c.after) {
+        after.push(c.after);
+        beforeVersions.push(c.before.version);
+      } else modifiesOnly = false;
+    }
+    // Only new versions: `to` has exactly this list's names (unless it was given its own identity).
+    if (modifiesOnly && to.map.size === this.map.size) to.keys ??= this.keySet();
+    transitions.set(changes, {
+      from: this,
+      to,
+      modifiesOnly,
+      after: modifiesOnly ? after : [],
+      beforeVersions: modifiesOnly ? beforeVersions : [],
+    });
     this.changesTo = { to, changes };
     return changes;
   }

@@ -77,6 +77,8 @@ export class AdsServer extends EventEmitter {
   private boundPort: number | undefined;
   /** Requests whose type_url meshplane does not serve (rule 1.3). */
   unknownTypeRequests = 0;
+  /** Delta responses that were a shared transition's assembled changes (stream.ts respondShared). */
+  sharedResponses = 0;
 
   constructor(private readonly options: AdsServerOptions) {
     super();
@@ -90,6 +92,9 @@ export class AdsServer extends EventEmitter {
       emit: (event, ...args) => this.emit(event, ...args),
       onUnknownType: () => {
         this.unknownTypeRequests++;
+      },
+      onSharedResponse: () => {
+        this.sharedResponses++;
       },
       schedule: (stream) => this.scheduler.add(stream),
     };

@@ -10,7 +10,15 @@ import type { DiscoveryRequest__Output } from '../../envoy-protos/generated/envo
 import type { Struct__Output } from '../../envoy-protos/generated/google/protobuf/Struct';
 import type { Value__Output } from '../../envoy-protos/generated/google/protobuf/Value';
 import type { Logger } from '../log';
-import { largestPart, partsOf, type ResourceSet, type TypeChanges, type XdsCache } from './cache';
+import {
+  largestPart,
+  partsOf,
+  type ResourceSet,
+  sameNames,
+  type TypeChanges,
+  transitionOf,
+  type XdsCache,
+} from './cache';
 import type { ServerStreamCall } from './grpc-http2';
 import { NameSet } from './names';
 import type { AuthResult } from './server';
@@ -34,7 +42,15 @@ import {
   VersionMap,
   VersionSum,
 } from './version';
-import { deltaEntry, deltaHead, deltaPartEntries, SerializedParts, sotwEntry, sotwHead } from './wire';
+import {
+  deltaEntry,
+  deltaHead,
+  deltaListEntries,
+  deltaPartEntries,
+  SerializedParts,
+  sotwEntry,
+  sotwHead,
+} from './wire';
 
 /** A server-side ADS call, SotW or Delta: requests arrive as 'data' events. */
 export type AdsCall = ServerStreamCall;
@@ -46,6 +62,8 @@ export interface StreamContext {
   readonly nackBackoff: { readonly initial: number; readonly max: number };
   emit(event: string, ...args: unknown[]): void;
   onUnknownType(): void;
+  /** A Delta response went out as a shared transition's assembled changes. */
+  onSharedResponse(): void;
   /** Runs the stream's pending work soon, in turn with the other streams (see StreamScheduler). */
   schedule(stream: AdsStream): void;
 }
@@ -496,6 +514,12 @@ export abstract class AdsStream {
       st.status.current = st.current.toString();
       return;
     }
+    if (!st.wildcard && this.subscribedToAll(st, changes)) {
+      // New versions of names all subscribed: none goes missing or stops missing.
+      st.current.addDelta(changesDelta(changes));
+      st.status.current = st.current.toString();
+      return;
+    }
     let missingChanged = false;
     for (const [n, c] of changes) {
       if (!st.wildcard && !st.names.has(n)) continue;
@@ -511,6 +535,14 @@ export abstract class AdsStream {
     }
     st.status.current = st.current.toString();
     if (missingChanged) st.status.missing = [...st.missing];
+  }
+
+  /** The changes are a shared list's new versions (SharedTransition) and every name of that list is subscribed. */
+  protected subscribedToAll(st: TypeState, changes: TypeChanges): boolean {
+    const t = transitionOf(changes);
+    if (!t?.modifiesOnly) return false;
+    const covered = st.names.coveredBase();
+    return covered !== undefined && sameNames(covered, t.from);
   }
 
   protected nextNonce(): string {
@@ -974,6 +1006,7 @@ export class DeltaStream extends AdsStream {
   }
 
   protected respond(st: TypeState, retainRemovals: boolean): boolean {
+    if (this.respondShared(st)) return false;
     const all = this.resources(st.typeUrl);
     // A client holding nothing (its first response of the type) can only be sent what it wants.
     const fresh = st.known.size === 0;
@@ -1061,7 +1094,8 @@ export class DeltaStream extends AdsStream {
       removedPrev[i] = st.known.get(n);
       st.known.delete(n);
     });
-    st.known.maybeRebase(() => largestPart(all));
+    const largest = largestPart(all);
+    if (!st.known.catchUp(largest)) st.known.maybeRebase(() => largest);
     const version = st.known.version;
     const nonce = this.nextNonce();
     this.write(
@@ -1071,9 +1105,64 @@ export class DeltaStream extends AdsStream {
       () => ({ typeUrl: st.typeUrl, nonce, resources: send.slice(0, 20).map((r) => r.name), removed }),
       assembled,
     );
+    this.sent(st, version, nonce, { send, sentPrev, removed, removedPrev });
+    return retained;
+  }
+
+  /**
+   * The common case under churn, answered without looking at names one by one: the only news is
+   * one shared transition of a list (every proxy of the view got the same changes map, see
+   * SharedTransition), each change is a new version of a resource the client subscribed to, and
+   * the client holds the list replaced, apart from names the change does not touch. The response
+   * is then the transition's resources, assembled once for every proxy; what the client holds
+   * moves to the new list in O(changes). Returns false when the general path must answer.
+   */
+  private respondShared(st: TypeState): boolean {
+    if (st.fullScan || st.pendingChanges.length !== 1 || st.pending.size > 0) return false;
+    if (st.force.size > 0 || st.parked.size > 0 || st.known.size === 0) return false;
+    const changes = st.pendingChanges[0];
+    const t = transitionOf(changes);
+    if (!t?.modifiesOnly || t.after.length === 0) return false;
+    // Every changed name is subscribed: all of the list replaced are (the lists have the same names), or each is.
+    if (!st.wildcard && !this.subscribedToAll(st, changes)) {
+      for (const n of changes.keys()) if (!st.names.has(n)) return false;
+    }
+    if (!st.known.advance(t.from, t.to, changes.keys(), changesDelta(changes))) return false;
+    st.pendingChanges = [];
+    const version = st.known.version;
+    const nonce = this.nextNonce();
+    this.write(
+      deltaHead(version, st.typeUrl, nonce, EMPTY_NAMES),
+      EMPTY_RESOURCES,
+      deltaEntry,
+      () => ({
+        typeUrl: st.typeUrl,
+        nonce,
+        resources: t.after.slice(0, 20).map((r) => r.name),
+        shared: true,
+      }),
+      deltaListEntries(t.after),
+    );
+    this.sent(st, version, nonce, {
+      send: t.after,
+      sentPrev: t.beforeVersions,
+      removed: EMPTY_NAMES,
+      removedPrev: EMPTY_VERSIONS,
+    });
+    this.ctx.onSharedResponse();
+    return true;
+  }
+
+  /** After a Delta response went: warming (rules 5.2, 5.3), what a NACK must undo (rule 4.7), status. */
+  private sent(
+    st: TypeState,
+    version: string,
+    nonce: string,
+    r: Pick<DeltaInflight, 'sentPrev' | 'removed' | 'removedPrev'> & { send: readonly EncodedResource[] },
+  ): void {
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
-      this.expectWarming(send, (eds, name) => {
+      this.expectWarming(r.send, (eds, name) => {
         if (eds.names.has(name) || eds.wildcard) {
           setOf(eds, 'force').add(name);
           eds.dirty = true;
@@ -1081,21 +1170,22 @@ export class DeltaStream extends AdsStream {
       });
     }
     if (st.typeUrl === ENDPOINT_TYPE && st.awaitingWarm.size > 0)
-      this.warmed(st, [...send.map((r) => r.name), ...removed]);
+      this.warmed(st, [...r.send.map((e) => e.name), ...r.removed]);
     mapOf(st, 'inflight').set(nonce, {
       version,
-      sent: send,
-      sentPrev,
-      removed,
-      removedPrev,
+      sent: r.send,
+      sentPrev: r.sentPrev,
+      removed: r.removed,
+      removedPrev: r.removedPrev,
       sentAt: Date.now(),
     });
-    this.recordSent(st, version, nonce, send.length);
-    return retained;
+    this.recordSent(st, version, nonce, r.send.length);
   }
 }
 
 const EMPTY_NAMES: readonly string[] = [];
+const EMPTY_VERSIONS: readonly (string | undefined)[] = [];
+const EMPTY_RESOURCES: readonly EncodedResource[] = [];
 const ROUTING_TYPES = [LISTENER_TYPE, ROUTE_TYPE] as const;
 
 /** The largest shared part of `all` when `send` holds every resource of it, else undefined. */

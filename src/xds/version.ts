@@ -41,7 +41,34 @@ export function resourceHash(r: EncodedResource): EntryHash {
   return h;
 }
 
-const hex = (n: number) => n.toString(16).padStart(8, '0');
+/** Char codes of the hex digits. */
+const HEX = [...'0123456789abcdef'].map((c) => c.charCodeAt(0));
+const d = (n: number, shift: number) => HEX[(n >>> shift) & 15];
+
+/**
+ * Two 32-bit lanes as 16 hex digits, in one flat string: read for every push and compared on
+ * every ACK, where a concatenation (a V8 cons string) would be flattened first.
+ */
+function hex2(a: number, b: number): string {
+  return String.fromCharCode(
+    d(a, 28),
+    d(a, 24),
+    d(a, 20),
+    d(a, 16),
+    d(a, 12),
+    d(a, 8),
+    d(a, 4),
+    d(a, 0),
+    d(b, 28),
+    d(b, 24),
+    d(b, 20),
+    d(b, 16),
+    d(b, 12),
+    d(b, 8),
+    d(b, 4),
+    d(b, 0),
+  );
+}
 
 /** An order-independent running hash of a set of (name, version) pairs. */
 export class VersionSum {
@@ -70,7 +97,7 @@ export class VersionSum {
   }
 
   toString(): string {
-    return hex(this.a) + hex(this.b);
+    return hex2(this.a, this.b);
   }
 }
 
@@ -261,6 +288,35 @@ export class VersionMap {
     this.sum.clear();
     this.sum.addDelta(base.sum());
     this.retryAt = 0;
+  }
+
+  /**
+   * The client now holds `to` where it held `from`: a successor list of the same names
+   * (`changed` are those whose version differs; `delta` is changesDelta of them). When this
+   * map's base is `from` and its own layer has none of `changed`, the base moves to `to` in
+   * O(changed), with no entry set name by name; returns false, and changes nothing, otherwise.
+   */
+  advance(from: SharedBase, to: SharedBase, changed: Iterable<string>, delta: EntryHash): boolean {
+    if (this.base !== from || from.map.size !== to.map.size) return false;
+    if (this.own.size > 0) for (const n of changed) if (this.own.has(n)) return false;
+    this.base = to;
+    this.sum.addDelta(delta);
+    return true;
+  }
+
+  /**
+   * Rebases on `next`, a newer list than the base, when this map holds something apart from its
+   * base (a response that was not a shared transition, see advance()): what it holds of the
+   * newer list then leaves the own layer, and the next shared transition can advance it again.
+   * Costs the own layer plus the names the two lists differ in (computed once per pair of lists).
+   * After one that did not pay, not again before the own layer has doubled.
+   */
+  catchUp(next: SharedBase | undefined): boolean {
+    if (!next || !this.base || next === this.base || this.own.size === 0 || this.own.size < this.retryAt)
+      return false;
+    if (this.rebase(next)) return true;
+    this.retryAt = this.own.size * 2;
+    return false;
   }
 
   /** Rebases on `candidate()` when that is worth trying (rebaseIfWorth). */

@@ -175,6 +175,27 @@ export function deltaPartEntries(part: {
   return seen;
 }
 
+const deltaLists = new WeakMap<readonly EncodedResource[], Buffer>();
+
+/**
+ * The Delta entries of a list every proxy of a view is sent alike (a shared transition's changed
+ * resources, see SharedTransition), assembled into one buffer on first use and kept with the list.
+ */
+export function deltaListEntries(list: readonly EncodedResource[]): Buffer {
+  let b = deltaLists.get(list);
+  if (!b) {
+    const pieces: Buffer[] = [];
+    for (const r of list) {
+      const e = deltaEntry(r);
+      if (Buffer.isBuffer(e)) pieces.push(e);
+      else pieces.push(...e);
+    }
+    b = keepBytes(Buffer.concat(pieces));
+    deltaLists.set(list, b);
+  }
+  return b;
+}
+
 /**
  * An assembled response, as the gRPC transport frames it (grpc-http2.ts): its
  * byteLength, and copy() into the frame allocated for it (5 bytes of gRPC

@@ -1,6 +1,7 @@
 // The cache: shared parts indexed once, per-name changes heard by watchers.
 import assert from 'node:assert/strict';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, type TypeChanges, XdsCache } from '../../src/xds';
+import { largestPart, sameNames, transitionOf } from '../../src/xds/cache';
 import { cla, edsCluster } from '../support/resources';
 
 describe('xds: cache', () => {
@@ -35,6 +36,49 @@ describe('xds: cache', () => {
     // Equal content under new objects is no change.
     assert.deepEqual(cache.set('p1', { [ENDPOINT_TYPE]: { parts: [next.map((r) => ({ ...r }))] } }), []);
     assert.equal(cache.get('p1', ENDPOINT_TYPE).size, 40);
+  });
+
+  it('a shared list replaced by new versions is one transition for every proxy; its names pass on', () => {
+    const cache = new XdsCache();
+    const heard: TypeChanges[] = [];
+    const lists = [clas(30)];
+    for (const id of ['p1', 'p2']) {
+      cache.set(id, { [ENDPOINT_TYPE]: lists[0] });
+      cache.watch(id, (changes) => heard.push(changes.get(ENDPOINT_TYPE)!));
+    }
+    const base = largestPart(cache.get('p1', ENDPOINT_TYPE))!;
+    // Two builds of new versions only, then one that adds a name.
+    for (const at of [4, 7]) {
+      const next = [...lists.at(-1)!];
+      next[at] = cla(`c${at}`, [{ address: '127.0.0.9', port: at }]);
+      lists.push(next);
+      for (const id of ['p1', 'p2']) cache.set(id, { [ENDPOINT_TYPE]: next });
+    }
+    const grown = [...lists.at(-1)!, cla('c30', [{ address: '127.0.0.9', port: 30 }])];
+    for (const id of ['p1', 'p2']) cache.set(id, { [ENDPOINT_TYPE]: grown });
+    assert.equal(heard.length, 6);
+    for (let i = 0; i < 6; i += 2) assert.equal(heard[i], heard[i + 1]); // one map for both proxies
+    const [t1, t2, t3] = [heard[0], heard[2], heard[4]].map((c) => transitionOf(c)!);
+    assert.equal(t1.from, base);
+    assert.equal(t2.from, t1.to);
+    assert.equal(t3.from, t2.to);
+    assert.deepEqual([t1.modifiesOnly, t2.modifiesOnly, t3.modifiesOnly], [true, true, false]);
+    assert.deepEqual(t1.after, [lists[1][4]]);
+    assert.deepEqual(t1.beforeVersions, [lists[0][4].version]);
+    assert.deepEqual(t3.after, []);
+    // The first list's names are the second's and third's, not the grown one's.
+    assert.equal(sameNames(base.map, t2.to), true);
+    assert.equal(sameNames(base.map, t3.to), false);
+    // A changes map a proxy's own small part made (compared name by name) is no transition.
+    const small = clas(3);
+    cache.set('p3', { [ENDPOINT_TYPE]: small });
+    let own: TypeChanges | undefined;
+    cache.watch('p3', (changes) => {
+      own = changes.get(ENDPOINT_TYPE);
+    });
+    cache.set('p3', { [ENDPOINT_TYPE]: [cla('c0', [{ address: '127.0.0.8', port: 1 }]), ...small.slice(1)] });
+    assert.ok(own);
+    assert.equal(transitionOf(own), undefined);
   });
 
   it('a name that moves from a shared part to the proxy’s own part unchanged is no change', () => {

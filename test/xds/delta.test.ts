@@ -218,6 +218,92 @@ describe('xds: Delta (incremental) ADS', () => {
     assert.deepEqual(deltaNames(await c.next()), ['big42']);
   });
 
+  it('a shared list replaced by new versions: every client gets just the changes, one assembled body', async () => {
+    let current = Array.from({ length: 40 }, (_, i) => cla(`sh${i}`, [{ address: '127.0.0.9', port: 80 }]));
+    /** The current list with these CLAs' endpoints moved to `port`. */
+    const list = (port: number, changed: number[]) =>
+      current.map((r, i) => (changed.includes(i) ? cla(r.name, [{ address: '127.0.0.9', port }]) : r));
+    const ids = [nodeId(), nodeId(), nodeId()];
+    for (const id of ids) cache.set(id, { [ENDPOINT_TYPE]: current });
+    const cs = ids.map(() => connect());
+    // Two subscribe to every name (as Envoy does after CDS); the third to half of them.
+    const wants = [current, current, current.slice(0, 20)].map((l) => l.map((r) => r.name));
+    for (let i = 0; i < 3; i++)
+      cs[i].send({ node: node(ids[i]), type_url: ENDPOINT_TYPE, resource_names_subscribe: wants[i] });
+    for (let i = 0; i < 3; i++) {
+      const first = await cs[i].next();
+      assert.equal(first.resources.length, wants[i].length);
+      cs[i].send({ type_url: ENDPOINT_TYPE, response_nonce: first.nonce });
+      await ackedBy(ids[i], ENDPOINT_TYPE, first.nonce);
+    }
+    const expectOne = async (i: number, names: string[]) => {
+      const r = await cs[i].next();
+      assert.deepEqual(deltaNames(r).sort(), names);
+      const held = cache.get(ids[i], ENDPOINT_TYPE);
+      for (const res of r.resources) assert.equal(res.version, held.get(res.name)!.version);
+      return r;
+    };
+    /** Each client's status, once it ACKed `nonce`: SYNCED at the version of what it subscribed to. */
+    const synced = async (i: number, nonce: string) => {
+      await ackedBy(ids[i], ENDPOINT_TYPE, nonce);
+      const st = server.proxy(ids[i])!.types.get(ENDPOINT_TYPE)!;
+      const held = cache.get(ids[i], ENDPOINT_TYPE);
+      assert.equal(st.current, resourcesVersion(wants[i].map((n) => held.get(n)!)));
+      assert.equal(st.lastAcked?.version, st.current);
+    };
+
+    const shared0 = server.sharedResponses;
+    current = list(81, [3, 30]);
+    for (const id of ids) cache.set(id, { [ENDPOINT_TYPE]: current });
+    for (let i = 0; i < 2; i++) {
+      const r = await expectOne(i, ['sh3', 'sh30']);
+      cs[i].send({ type_url: ENDPOINT_TYPE, response_nonce: r.nonce });
+      await synced(i, r.nonce);
+    }
+    const r2 = await expectOne(2, ['sh3']); // its own names only, the general way
+    cs[2].send({ type_url: ENDPOINT_TYPE, response_nonce: r2.nonce });
+    await synced(2, r2.nonce);
+    assert.equal(server.sharedResponses - shared0, 2);
+
+    // A rejected shared response: parked (rule 2.6), and the next change sends it all again.
+    current = list(82, [5]);
+    for (const id of ids) cache.set(id, { [ENDPOINT_TYPE]: current });
+    const rejected = await expectOne(0, ['sh5']);
+    cs[0].send({
+      type_url: ENDPOINT_TYPE,
+      response_nonce: rejected.nonce,
+      error_detail: { code: 13, message: 'no' },
+    });
+    await eventually(() => assert.equal(server.proxy(ids[0])?.types.get(ENDPOINT_TYPE)?.nacks, 1));
+    await assertNoResponseBefore(cs[0], ids[0]);
+    const accepted = await expectOne(1, ['sh5']);
+    cs[1].send({ type_url: ENDPOINT_TYPE, response_nonce: accepted.nonce });
+    await synced(1, accepted.nonce);
+    for (const r of [await expectOne(2, ['sh5'])])
+      cs[2].send({ type_url: ENDPOINT_TYPE, response_nonce: r.nonce });
+    current = list(83, [5, 6]);
+    for (const id of ids) cache.set(id, { [ENDPOINT_TYPE]: current });
+    const again = await expectOne(0, ['sh5', 'sh6']);
+    cs[0].send({ type_url: ENDPOINT_TYPE, response_nonce: again.nonce });
+    await synced(0, again.nonce);
+    const next1 = await expectOne(1, ['sh5', 'sh6']);
+    cs[1].send({ type_url: ENDPOINT_TYPE, response_nonce: next1.nonce });
+    await synced(1, next1.nonce);
+    // Client 0 took the general path after its NACK (2 shared before it); client 1 stayed on the shared one (3).
+    assert.equal(server.sharedResponses - shared0, 5);
+    // Caught up with the list again, client 0 is back on the shared path.
+    for (const r of [await expectOne(2, ['sh5', 'sh6'])])
+      cs[2].send({ type_url: ENDPOINT_TYPE, response_nonce: r.nonce });
+    current = list(84, [7]);
+    for (const id of ids) cache.set(id, { [ENDPOINT_TYPE]: current });
+    for (let i = 0; i < 3; i++) {
+      const r = await expectOne(i, ['sh7']);
+      cs[i].send({ type_url: ENDPOINT_TYPE, response_nonce: r.nonce });
+      await synced(i, r.nonce);
+    }
+    assert.equal(server.sharedResponses - shared0, 7);
+  });
+
   it('records a NACK, parks the rejected version, then sends the next version', async () => {
     const id = nodeId();
     cache.set(id, { [CLUSTER_TYPE]: [edsCluster('c')] });

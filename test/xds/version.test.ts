@@ -178,6 +178,35 @@ describe('xds: VersionMap over a shared base', () => {
     assert.notDeepEqual(grown, before);
   });
 
+  it('advancing to a successor list of the same names answers as setting each changed entry does', () => {
+    const [layered, plain] = overBase();
+    layered.set('extra', 'v-extra'); // own entries the change does not touch stay as they are
+    plain.set('extra', 'v-extra');
+    layered.delete('c9');
+    plain.delete('c9');
+    const newer = shared.map((r, i) => (i % 50 === 1 ? cluster(r.name, 4) : r));
+    const changes = new Map(
+      newer
+        .filter((r, i) => r !== shared[i])
+        .map((r) => [r.name, { before: base.map.get(r.name), after: r }]),
+    );
+    const newerBase = sharedBase(newer);
+    assert.equal(layered.advance(base, newerBase, changes.keys(), changesDelta(changes)), true);
+    for (const c of changes.values()) plain.set(c.after.name, c.after);
+    assert.deepEqual(contents(layered), contents(plain));
+    assert.equal(layered.ownSize, 2);
+    // From a base it does not hold, or over an own entry the change touches: refused, nothing changes.
+    const held = contents(layered);
+    assert.equal(layered.advance(base, newerBase, changes.keys(), changesDelta(changes)), false);
+    const newest = newer.map((r) => (r.name === 'c9' ? cluster('c9', 8) : r));
+    const touched = new Map([['c9', { before: newer[9], after: newest[9] }]]);
+    assert.equal(
+      layered.advance(newerBase, sharedBase(newest), touched.keys(), changesDelta(touched)),
+      false,
+    );
+    assert.deepEqual(contents(layered), held);
+  });
+
   it('a change map moves a set version exactly as recomputing it does, and is summed once', () => {
     const before = shared.slice(0, 50);
     const after = [
