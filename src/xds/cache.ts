@@ -86,6 +86,9 @@ class Part implements SharedBase {
     partOfMap.set(this.map, this);
   }
 
+  /** A set of this part alone (sets never change: one serves every proxy whose set this is). */
+  alone?: LayeredSet;
+
   /** The identity of this list's set of names: shared with a predecessor or successor of the same names. */
   private keys?: object;
 
@@ -192,6 +195,7 @@ class LayeredSet implements ResourceSet {
 }
 
 const EMPTY = new LayeredSet([]);
+const NO_CHANGES: ReadonlyMap<string, ResourceChange> = new Map();
 
 /** The items of each part's iterator in turn; a single part's iterator itself. */
 function chain<T>(parts: readonly Part[], of: (p: Part) => MapIterator<T>): MapIterator<T> {
@@ -270,7 +274,10 @@ export class XdsCache {
     const changes = new Map<TypeUrl, TypeChanges>();
     // Nobody watches (a proxy whose stream is starting): whether a type changed is enough.
     const watched = this.watchers.has(nodeId);
-    for (const [typeUrl, input] of Object.entries(update) as [TypeUrl, ResourceInput][]) {
+    for (const key in update) {
+      const typeUrl = key as TypeUrl;
+      const input = update[typeUrl];
+      if (input === undefined) continue;
       const next = this.layered(typeUrl, input);
       const before = types.get(typeUrl) ?? EMPTY;
       const diff = changed(before, next, !watched);
@@ -322,6 +329,14 @@ export class XdsCache {
   }
 
   private layered(typeUrl: TypeUrl, input: ResourceInput): LayeredSet {
+    // One shared list (every proxy's endpoints on every build): its set is made once, with the part.
+    if (Array.isArray(input) && input.length >= SHARE_AT) {
+      const p = this.shared.get(input);
+      if (p) {
+        p.alone ??= new LayeredSet([p]);
+        return p.alone;
+      }
+    }
     const lists = 'parts' in input ? input.parts : [Array.isArray(input) ? input : [...input]];
     const parts: Part[] = [];
     for (const list of lists) {
@@ -357,6 +372,12 @@ export class XdsCache {
 
 /** The names whose resource differs between two sets, with before and after. */
 function changed(a: LayeredSet, b: LayeredSet, firstOnly = false): ReadonlyMap<string, ResourceChange> {
+  if (a === b) return NO_CHANGES;
+  if (a.parts.length === 1 && b.parts.length === 1 && !firstOnly) {
+    const [pa, pb] = [a.parts[0], b.parts[0]];
+    if (pa === pb) return NO_CHANGES;
+    if (pa.list.length >= SHARE_AT && pb.list.length >= SHARE_AT) return pa.changes(pb);
+  }
   const out = new Map<string, ResourceChange>();
   const consider = (n: string) => {
     if (out.has(n) || (firstOnly && out.size > 0)) return;

@@ -273,6 +273,12 @@ export abstract class AdsStream {
   /** The cache changed: a push may be due at the stream's next turn. */
   private pumpDue = false;
 
+  /** Some subscribed type has a push due (an ACK alone, with none due, needs no pump). */
+  private anyDue(): boolean {
+    for (const st of this.types.values()) if (st.subscribed && (st.dirty || st.mustRespond)) return true;
+    return false;
+  }
+
   constructor(
     protected readonly call: AdsCall,
     protected readonly ctx: StreamContext,
@@ -353,7 +359,7 @@ export abstract class AdsStream {
       this.requestAt = arrivals[i];
       this.receive(requests[i]);
     }
-    if (this.pumpDue || requests.length > 0) {
+    if (this.pumpDue || (requests.length > 0 && this.anyDue())) {
       this.pumpDue = false;
       this.pump();
     }
@@ -439,7 +445,19 @@ export abstract class AdsStream {
   protected state(typeUrl: TypeUrl): TypeState {
     let st = this.types.get(typeUrl);
     if (!st) {
-      const status: TypeStatus = { typeUrl, pushes: 0, acks: 0, nacks: 0 };
+      // Every field from the start, in one order: the ACK path reads five of these per ACK, and
+      // objects that grew their fields in different orders would each have their own shape.
+      const status: TypeStatus = {
+        typeUrl,
+        lastSent: undefined,
+        lastAcked: undefined,
+        lastNack: undefined,
+        current: undefined,
+        missing: undefined,
+        pushes: 0,
+        acks: 0,
+        nacks: 0,
+      };
       this.proxyStatus?.types.set(typeUrl, status);
       st = {
         typeUrl,
