@@ -14,7 +14,7 @@ import {
 } from '../envoy-protos';
 import type { Logger } from './log';
 import { processCpuLoad } from './loop-load';
-import { type Kind, type MeshObject, parseDurationMs } from './model';
+import { type Instance, type Kind, type MeshObject, parseDurationMs } from './model';
 import type { ChangeEvent, Store } from './registry';
 import { unifiedDiff } from './registry/versions';
 import type { WorkloadCertificate } from './sds/ca';
@@ -27,6 +27,7 @@ import {
   proxyIdentity,
   TRUST_SECRET,
   type Warning,
+  withInstanceChanges,
 } from './translator';
 import type { Obj } from './translator/envoy';
 import {
@@ -122,6 +123,10 @@ export class SnapshotBuilder {
   private churnLoad: number | undefined;
   private readonly loadSinceLastCall: () => number;
   private pendingKinds = new Set<Kind>();
+  /** Instances changed since the last build, with what that build served of each (withInstanceChanges). */
+  private readonly instanceChanges = new Map<string, Instance | undefined>();
+  /** The next build may apply instanceChanges to the last build's snapshot (no quarantine came or went). */
+  private incremental = false;
   private pendingRevision = 0;
   private readonly revisionWaiters: { revision: number; resolve: () => void }[] = [];
   private readonly secretMemo = new WeakMap<WorkloadCertificate, EncodedResource>();
@@ -239,6 +244,7 @@ export class SnapshotBuilder {
       this.nacks.set(k, list.slice(-20));
       if (!this.quarantined.has(k)) {
         this.quarantined.set(k, { resourceVersion: b.resourceVersion, serving: this.previous.get(k) });
+        this.incremental = false;
         changed = true;
         this.o.log.warn(
           { nodeId, kind: b.kind, name: b.name, resourceVersion: b.resourceVersion, message: nack.message },
@@ -375,6 +381,9 @@ export class SnapshotBuilder {
   private onChange(ev: ChangeEvent): void {
     this.o.onStoreChange?.(ev);
     const k = key(ev.kind, ev.name);
+    if (ev.kind === 'Instance' && !this.instanceChanges.has(k))
+      this.instanceChanges.set(k, this.objects.get(k) as Instance | undefined);
+    if (this.quarantined.has(k)) this.incremental = false;
     this.previous.set(k, this.objects.get(k));
     // A new version (a fix) lifts the quarantine and clears the NACKs of the old one.
     this.quarantined.delete(k);
@@ -449,7 +458,22 @@ export class SnapshotBuilder {
   private rebuild(endpointsOnly: boolean, waitedMs?: number): void {
     const started = performance.now();
     const previous = this.translator;
-    this.translator = new MeshTranslator(buildMeshSnapshot(this.revision, this.servedObjects()), previous);
+    // Under churn most builds change instances alone: their services' lists are made again, not all.
+    const snapshot =
+      endpointsOnly && this.incremental && this.quarantined.size === 0
+        ? withInstanceChanges(
+            previous.snapshot,
+            this.revision,
+            this.servedObjects(),
+            [...this.instanceChanges].map(([k, before]) => ({
+              before,
+              after: this.objects.get(k) as Instance | undefined,
+            })),
+          )
+        : buildMeshSnapshot(this.revision, this.servedObjects());
+    this.instanceChanges.clear();
+    this.incremental = this.quarantined.size === 0;
+    this.translator = new MeshTranslator(snapshot, previous);
     const mesh = this.translator.snapshot.mesh.spec;
     this.o.certs?.configure({ trustDomain: mesh.trustDomain, ttlMs: parseDurationMs(mesh.mtls.certTTL) });
     // A service with instances will have sidecars: its identity is issued now, in the background,

@@ -90,6 +90,58 @@ export function buildMeshSnapshot(revision: number, objects: readonly MeshObject
     objects,
   };
 }
+/** One instance's change between two snapshots: what it was and what it is (undefined: none). */
+export interface InstanceChange {
+  readonly before?: Instance;
+  readonly after?: Instance;
+}
+
+/**
+ * The snapshot after changes of instances only: `previous` with the lists of the services the
+ * changes touch made again, and everything else its own (the same maps and lists, so that the
+ * translator sees at once what did not change). `objects` is every object now. Equal to
+ * buildMeshSnapshot(revision, objects), in content and order, for a fraction of the work under
+ * churn (a few instances of 5,000 in a build).
+ */
+export function withInstanceChanges(
+  previous: MeshSnapshot,
+  revision: number,
+  objects: readonly MeshObject[],
+  changes: Iterable<InstanceChange>,
+): MeshSnapshot {
+  const touched = new Map<string, { gone: Set<string>; added: Instance[] }>();
+  const of = (service: string) => {
+    let t = touched.get(service);
+    if (!t) {
+      t = { gone: new Set(), added: [] };
+      touched.set(service, t);
+    }
+    return t;
+  };
+  for (const c of changes) {
+    if (c.before === c.after) continue;
+    if (c.before) of(c.before.spec.service).gone.add(c.before.name);
+    if (c.after) of(c.after.spec.service).added.push(c.after);
+  }
+  if (touched.size === 0) return { ...previous, revision, objects };
+  let groups = new Map(previous.instancesByService);
+  // The keys are in the order of their lists' first names: kept unless a first name changes.
+  let reorder = false;
+  for (const [service, t] of touched) {
+    const old = groups.get(service) ?? [];
+    const list = old.filter((i) => !t.gone.has(i.name));
+    list.push(...t.added);
+    if (list.length > 1) list.sort(byName);
+    if (list.length === 0) groups.delete(service);
+    else {
+      if (old.length === 0 || old[0].name !== list[0].name) reorder = true;
+      groups.set(service, list);
+    }
+  }
+  if (reorder) groups = new Map([...groups].sort((x, y) => byName(x[1][0], y[1][0])));
+  return { ...previous, revision, instancesByService: groups, objects };
+}
+
 /** Who a proxy is, from its bootstrap's node metadata (ARCHITECTURE.md, the sidecar model). */
 export interface ProxyIdentity {
   readonly nodeId: string;

@@ -132,6 +132,7 @@ const NOT_IN_VIEW: Obj = {
 
 /** The same items (by identity) in the same order; a missing list is empty. */
 function sameItems<T>(a: readonly T[] | undefined, b: readonly T[] | undefined): boolean {
+  if (a === b) return true;
   const x = a ?? [];
   const y = b ?? [];
   return x.length === y.length && x.every((v, i) => v === y[i]);
@@ -303,6 +304,7 @@ export class MeshTranslator {
   /** Whether two snapshots differ in Instances only (the objects are the same otherwise). */
   private static onlyInstancesChanged(p: MeshSnapshot, s: MeshSnapshot): boolean {
     const same = <T>(a: ReadonlyMap<string, T>, b: ReadonlyMap<string, T>, eq: (x: T, y: T) => boolean) => {
+      if (a === b) return true;
       if (a.size !== b.size) return false;
       for (const [k, v] of a) {
         const w = b.get(k);
