@@ -37,7 +37,8 @@ export type TypeChanges = ReadonlyMap<string, ResourceChange>;
  */
 export interface SharedTransition {
   readonly from: SharedBase;
-  readonly to: SharedBase;
+  /** Undefined once no proxy holds that list any more (held weakly: see Part.changesTo). */
+  readonly to: SharedBase | undefined;
   /** Every change is a new version of a resource both lists hold: no name added or removed. */
   readonly modifiesOnly: boolean;
   /** The changed resources as `to` holds them, in the changes map's order (modifiesOnly only). */
@@ -53,8 +54,11 @@ export function transitionOf(changes: TypeChanges): SharedTransition | undefined
   return transitions.get(changes);
 }
 
-/** Each shared list's Part, by its map (NameSet and VersionMap hold maps as their base). */
-const partOfMap = new WeakMap<ReadonlyMap<string, EncodedResource>, Part>();
+/**
+ * The identity of each shared list's set of names, by the list's map (NameSet holds maps as its
+ * base): a token, not the Part, so that a set of names based on an old list does not keep it.
+ */
+const keySets = new WeakMap<ReadonlyMap<string, unknown>, object>();
 
 /**
  * Whether `map` (a shared list's, as NameSet.coveredBase() returns it) has exactly the names of
@@ -63,8 +67,8 @@ const partOfMap = new WeakMap<ReadonlyMap<string, EncodedResource>, Part>();
  */
 export function sameNames(map: ReadonlyMap<string, unknown>, part: SharedBase): boolean {
   if (map === part.map) return true;
-  const a = partOfMap.get(map as ReadonlyMap<string, EncodedResource>);
-  return a !== undefined && part instanceof Part && a.keySet() === part.keySet();
+  const a = keySets.get(map);
+  return a !== undefined && part instanceof Part && a === part.keySet();
 }
 export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
 
@@ -72,7 +76,7 @@ export type CacheWatcher = (changes: ReadonlyMap<TypeUrl, TypeChanges>) => void;
 class Part implements SharedBase {
   readonly map = new Map<string, EncodedResource>();
   /** The last diff computed from this part to a successor. */
-  diffTo?: { to: SharedBase; names: readonly string[] };
+  diffTo?: { to: WeakRef<SharedBase>; names: readonly string[] };
 
   constructor(
     readonly list: readonly EncodedResource[],
@@ -83,18 +87,19 @@ class Part implements SharedBase {
       if (this.map.has(r.name)) throw new Error(`duplicate ${typeUrl} resource name ${r.name}`);
       this.map.set(r.name, r);
     }
-    partOfMap.set(this.map, this);
   }
 
   /** A set of this part alone (sets never change: one serves every proxy whose set this is). */
   alone?: LayeredSet;
 
   /** The identity of this list's set of names: shared with a predecessor or successor of the same names. */
-  private keys?: object;
-
   keySet(): object {
-    this.keys ??= {};
-    return this.keys;
+    let k = keySets.get(this.map);
+    if (!k) {
+      k = {};
+      keySets.set(this.map, k);
+    }
+    return k;
   }
 
   private summed?: EntryHash;
@@ -106,11 +111,13 @@ class Part implements SharedBase {
   }
 
   /** The last changes computed from this part to a successor (shared by every proxy that has both). */
-  changesTo?: { to: Part; changes: ReadonlyMap<string, ResourceChange> };
+  // The memos hold their successor weakly: a list kept by a proxy that lags (or by a set of names
+  // based on it) must not keep every list made after it, one build after another.
+  changesTo?: { to: WeakRef<Part>; changes: ReadonlyMap<string, ResourceChange> };
 
   /** What changed between this part and `to`, name by name (memoized for the latest `to`). */
   changes(to: Part): ReadonlyMap<string, ResourceChange> {
-    if (this.changesTo?.to === to) return this.changesTo.changes;
+    if (this.changesTo?.to.deref() === to) return this.changesTo.changes;
     const changes = new Map<string, ResourceChange>();
     const after: EncodedResource[] = [];
     const beforeVersions: string[] = [];
@@ -124,25 +131,29 @@ class Part implements SharedBase {
       } else modifiesOnly = false;
     }
     // Only new versions: `to` has exactly this list's names (unless it was given its own identity).
-    if (modifiesOnly && to.map.size === this.map.size) to.keys ??= this.keySet();
+    if (modifiesOnly && to.map.size === this.map.size && !keySets.has(to.map))
+      keySets.set(to.map, this.keySet());
+    const toRef = new WeakRef(to);
     transitions.set(changes, {
       from: this,
-      to,
+      get to() {
+        return toRef.deref();
+      },
       modifiesOnly,
       after: modifiesOnly ? after : [],
       beforeVersions: modifiesOnly ? beforeVersions : [],
     });
-    this.changesTo = { to, changes };
+    this.changesTo = { to: toRef, changes };
     return changes;
   }
 
   /** Names whose resource differs between this part and `to` (memoized for the latest `to`). */
   namesChangedTo(to: SharedBase): readonly string[] {
-    if (this.diffTo?.to === to) return this.diffTo.names;
+    if (this.diffTo?.to.deref() === to) return this.diffTo.names;
     const names: string[] = [];
     for (const [n, r] of to.map) if (this.map.get(n)?.version !== r.version) names.push(n);
     for (const n of this.map.keys()) if (!to.map.has(n)) names.push(n);
-    this.diffTo = { to, names };
+    this.diffTo = { to: new WeakRef(to), names };
     return names;
   }
 }

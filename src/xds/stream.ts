@@ -1145,7 +1145,8 @@ export class DeltaStream extends AdsStream {
     if (!st.wildcard && !this.subscribedToAll(st, changes)) {
       for (const n of changes.keys()) if (!st.names.has(n)) return false;
     }
-    if (!st.known.advance(t.from, t.to, changes.keys(), changesDelta(changes))) return false;
+    const to = t.to;
+    if (!to || !st.known.advance(t.from, to, changes.keys(), changesDelta(changes))) return false;
     st.pendingChanges = [];
     const version = st.known.version;
     const nonce = this.nextNonce();

@@ -1,5 +1,6 @@
 // The cache: shared parts indexed once, per-name changes heard by watchers.
 import assert from 'node:assert/strict';
+import { compactingCollection } from '../../src/idle-compaction';
 import { CLUSTER_TYPE, ENDPOINT_TYPE, type TypeChanges, XdsCache } from '../../src/xds';
 import { largestPart, sameNames, transitionOf } from '../../src/xds/cache';
 import { cla, edsCluster } from '../support/resources';
@@ -67,8 +68,8 @@ describe('xds: cache', () => {
     assert.deepEqual(t1.beforeVersions, [lists[0][4].version]);
     assert.deepEqual(t3.after, []);
     // The first list's names are the second's and third's, not the grown one's.
-    assert.equal(sameNames(base.map, t2.to), true);
-    assert.equal(sameNames(base.map, t3.to), false);
+    assert.equal(sameNames(base.map, t2.to!), true);
+    assert.equal(sameNames(base.map, t3.to!), false);
     // A changes map a proxy's own small part made (compared name by name) is no transition.
     const small = clas(3);
     cache.set('p3', { [ENDPOINT_TYPE]: small });
@@ -79,6 +80,34 @@ describe('xds: cache', () => {
     cache.set('p3', { [ENDPOINT_TYPE]: [cla('c0', [{ address: '127.0.0.8', port: 1 }]), ...small.slice(1)] });
     assert.ok(own);
     assert.equal(transitionOf(own), undefined);
+  });
+
+  it('a list held by a lagging proxy or a set of names keeps that list, not every list made after it', async () => {
+    const collect = compactingCollection();
+    assert.ok(collect, 'this runtime offers a full collection');
+    const cache = new XdsCache();
+    let list = clas(30);
+    cache.set('p', { [ENDPOINT_TYPE]: list });
+    cache.watch('p', () => {});
+    // What a lagging proxy's VersionMap (the part) and a NameSet (its map) hold on to.
+    const base = largestPart(cache.get('p', ENDPOINT_TYPE))!;
+    const names = base.map;
+    const later: WeakRef<object>[] = [];
+    for (let i = 0; i < 40; i++) {
+      list = [...list];
+      list[i % 30] = cla(`c${i % 30}`, [{ address: '127.0.0.7', port: 1000 + i }]);
+      cache.set('p', { [ENDPOINT_TYPE]: list });
+      later.push(new WeakRef(largestPart(cache.get('p', ENDPOINT_TYPE))!));
+    }
+    // WeakRefs made in a job hold their target until it ends.
+    await new Promise((resolve) => setImmediate(resolve));
+    collect();
+    const kept = later.slice(0, -1).filter((r) => r.deref() !== undefined).length;
+    assert.equal(kept, 0, `${kept} of 39 replaced lists are still reachable`);
+    // The names are still known for what they are.
+    const newest = later.at(-1)!.deref() as ReturnType<typeof largestPart>;
+    assert.equal(sameNames(names, newest!), true);
+    assert.equal(base.map.size, 30);
   });
 
   it('a name that moves from a shared part to the proxy’s own part unchanged is no change', () => {
