@@ -459,6 +459,8 @@ export abstract class AdsStream {
         nacks: 0,
       };
       this.proxyStatus?.types.set(typeUrl, status);
+      // Every field from the start (optional ones as undefined): one shape for every type state,
+      // read on every push and ACK of a thousand streams.
       st = {
         typeUrl,
         subscribed: false,
@@ -484,6 +486,11 @@ export abstract class AdsStream {
         inflight: emptyMap(),
         parked: emptyMap(),
         force: emptySet(),
+        dirtySince: undefined,
+        outstanding: undefined,
+        latestNonce: undefined,
+        sentVersion: undefined,
+        parkedVersion: undefined,
       };
       this.types.set(typeUrl, st);
     }
