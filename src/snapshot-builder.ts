@@ -460,7 +460,7 @@ export class SnapshotBuilder {
     const previous = this.translator;
     // Under churn most builds change instances alone: their services' lists are made again, not all.
     const snapshot =
-      endpointsOnly && this.incremental && this.quarantined.size === 0
+      endpointsOnly && this.incremental
         ? withInstanceChanges(
             previous.snapshot,
             this.revision,

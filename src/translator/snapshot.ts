@@ -37,7 +37,12 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 /** A map of lists with each list in name order, and the keys in the order of their lists' first names. */
 function sortedGroups<T extends { name: string }>(m: Map<string, T[]>): Map<string, T[]> {
   for (const list of m.values()) if (list.length > 1) list.sort(byName);
-  return new Map([...m].sort((x, y) => byName(x[1][0], y[1][0])));
+  return byFirstName(m);
+}
+
+/** The map with its keys in the order of their (sorted, non-empty) lists' first names. */
+function byFirstName<T extends { name: string }>(m: ReadonlyMap<string, readonly T[]>): Map<string, T[]> {
+  return new Map([...m].sort((x, y) => byName(x[1][0], y[1][0]))) as Map<string, T[]>;
 }
 
 /**
@@ -138,7 +143,7 @@ export function withInstanceChanges(
       groups.set(service, list);
     }
   }
-  if (reorder) groups = new Map([...groups].sort((x, y) => byName(x[1][0], y[1][0])));
+  if (reorder) groups = byFirstName(groups);
   return { ...previous, revision, instancesByService: groups, objects };
 }
 

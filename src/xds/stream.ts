@@ -1130,7 +1130,7 @@ export class DeltaStream extends AdsStream {
       () => ({ typeUrl: st.typeUrl, nonce, resources: send.slice(0, 20).map((r) => r.name), removed }),
       assembled,
     );
-    this.sent(st, version, nonce, { send, sentPrev, removed, removedPrev });
+    this.sent(st, version, nonce, { sent: send, sentPrev, removed, removedPrev });
     return retained;
   }
 
@@ -1170,7 +1170,7 @@ export class DeltaStream extends AdsStream {
       deltaListEntries(t.after),
     );
     this.sent(st, version, nonce, {
-      send: t.after,
+      sent: t.after,
       sentPrev: t.beforeVersions,
       removed: EMPTY_NAMES,
       removedPrev: EMPTY_VERSIONS,
@@ -1184,11 +1184,11 @@ export class DeltaStream extends AdsStream {
     st: TypeState,
     version: string,
     nonce: string,
-    r: Pick<DeltaInflight, 'sentPrev' | 'removed' | 'removedPrev'> & { send: readonly EncodedResource[] },
+    r: Omit<DeltaInflight, 'version' | 'sentAt'>,
   ): void {
     // Rule 5.3: a pushed EDS cluster warms until its CLA arrives, so the CLA goes again.
     if (st.typeUrl === CLUSTER_TYPE) {
-      this.expectWarming(r.send, (eds, name) => {
+      this.expectWarming(r.sent, (eds, name) => {
         if (eds.names.has(name) || eds.wildcard) {
           setOf(eds, 'force').add(name);
           eds.dirty = true;
@@ -1196,16 +1196,9 @@ export class DeltaStream extends AdsStream {
       });
     }
     if (st.typeUrl === ENDPOINT_TYPE && st.awaitingWarm.size > 0)
-      this.warmed(st, [...r.send.map((e) => e.name), ...r.removed]);
-    mapOf(st, 'inflight').set(nonce, {
-      version,
-      sent: r.send,
-      sentPrev: r.sentPrev,
-      removed: r.removed,
-      removedPrev: r.removedPrev,
-      sentAt: Date.now(),
-    });
-    this.recordSent(st, version, nonce, r.send.length);
+      this.warmed(st, [...r.sent.map((e) => e.name), ...r.removed]);
+    mapOf(st, 'inflight').set(nonce, { version, ...r, sentAt: Date.now() });
+    this.recordSent(st, version, nonce, r.sent.length);
   }
 }
 

@@ -162,13 +162,7 @@ export function deltaPartEntries(part: {
       deltaParts.set(part, uses);
       return undefined;
     }
-    const pieces: Buffer[] = [];
-    for (const r of part.map.values()) {
-      const e = deltaEntry(r);
-      if (Buffer.isBuffer(e)) pieces.push(e);
-      else pieces.push(...e);
-    }
-    const b = keepBytes(Buffer.concat(pieces));
+    const b = assembledDeltaEntries(part.map.values());
     deltaParts.set(part, b);
     return b;
   }
@@ -184,16 +178,21 @@ const deltaLists = new WeakMap<readonly EncodedResource[], Buffer>();
 export function deltaListEntries(list: readonly EncodedResource[]): Buffer {
   let b = deltaLists.get(list);
   if (!b) {
-    const pieces: Buffer[] = [];
-    for (const r of list) {
-      const e = deltaEntry(r);
-      if (Buffer.isBuffer(e)) pieces.push(e);
-      else pieces.push(...e);
-    }
-    b = keepBytes(Buffer.concat(pieces));
+    b = assembledDeltaEntries(list);
     deltaLists.set(list, b);
   }
   return b;
+}
+
+/** The Delta entries of these resources, in one buffer kept out of Node's shared pool. */
+function assembledDeltaEntries(resources: Iterable<EncodedResource>): Buffer {
+  const pieces: Buffer[] = [];
+  for (const r of resources) {
+    const e = deltaEntry(r);
+    if (Buffer.isBuffer(e)) pieces.push(e);
+    else pieces.push(...e);
+  }
+  return keepBytes(Buffer.concat(pieces));
 }
 
 /**
